@@ -1,0 +1,276 @@
+//! The BLAS boundary, and the only `unsafe` in the crate.
+//!
+//! [`gemm`] computes `C ← α·A·B + β·C` over ndarray views with one call to `cblas_sgemm` or
+//! `cblas_dgemm`, at every size. Each view is handed to BLAS as it lies in memory: a view whose
+//! rows are contiguous (`strides = [ld, 1]`) is row-major, one whose columns are contiguous
+//! (`strides = [1, ld]`, such as `x.t()`) is column-major, and the transpose flags and leading
+//! dimensions follow from that. A transpose is therefore never materialized: pass `h1.t()` and
+//! BLAS reads `h1` with `CblasTrans`. Only a view that BLAS cannot address at all (negative,
+//! zero or overlapping strides, or neither axis contiguous) is copied first.
+
+use std::ffi::c_int;
+
+use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::error::{Error, Result, Shape, check_shape};
+use crate::scalar::Scalar;
+
+/// Which axis of a matrix is contiguous in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    /// Rows are contiguous: `strides = [ld, 1]`.
+    Row,
+    /// Columns are contiguous: `strides = [1, ld]`.
+    Col,
+}
+
+/// How BLAS can read a matrix: its order, and the stride of the non-contiguous axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Addressing {
+    order: Order,
+    ld: c_int,
+}
+
+/// The way BLAS can address a `rows × cols` matrix with element strides `strides`, preferring
+/// `prefer` when both layouts work (a vector or a single element); `None` when it cannot.
+fn addressing(rows: usize, cols: usize, strides: &[isize], prefer: Order) -> Option<Addressing> {
+    let fits = |ld: usize, min: usize| ld >= min.max(1) && c_int::try_from(ld).is_ok();
+    // Row-major: each row contiguous, rows `ld` apart (a single row needs only `ld ≥ cols`).
+    let row = {
+        let ld = if rows <= 1 { cols.max(1) } else { usize::try_from(strides[0]).unwrap_or(0) };
+        ((cols <= 1 || strides[1] == 1) && fits(ld, cols)).then_some(ld)
+    };
+    // Column-major: each column contiguous, columns `ld` apart.
+    let col = {
+        let ld = if cols <= 1 { rows.max(1) } else { usize::try_from(strides[1]).unwrap_or(0) };
+        ((rows <= 1 || strides[0] == 1) && fits(ld, rows)).then_some(ld)
+    };
+    // `fits` has checked that `ld` fits `c_int`.
+    let pick = |order, ld: usize| Some(Addressing { order, ld: ld as c_int });
+    match (row, col, prefer) {
+        (Some(ld), _, Order::Row) | (Some(ld), None, _) => pick(Order::Row, ld),
+        (_, Some(ld), _) => pick(Order::Col, ld),
+        (None, None, _) => None,
+    }
+}
+
+fn shape(v: &ArrayView2<'_, impl Sized>) -> Shape {
+    [v.nrows(), v.ncols()]
+}
+
+fn to_c_int(operand: &'static str, actual: Shape) -> Result<[c_int; 2]> {
+    match (c_int::try_from(actual[0]), c_int::try_from(actual[1])) {
+        (Ok(r), Ok(c)) => Ok([r, c]),
+        _ => Err(Error::TooLarge { operand, actual }),
+    }
+}
+
+/// `C ← alpha·A·B + beta·C` through one CBLAS `?gemm` call.
+///
+/// Shapes: `a` is m×k, `b` is k×n, `c` is m×n; any strides. With `beta == 0` the old contents
+/// of `c` are not read (NaN in `c` does not propagate). Errors: [`Error::ShapeMismatch`] when the
+/// inner or outer dimensions disagree, [`Error::TooLarge`] when a dimension exceeds `c_int`.
+pub(crate) fn gemm<F: Scalar>(
+    alpha: F,
+    a: ArrayView2<'_, F>,
+    b: ArrayView2<'_, F>,
+    beta: F,
+    mut c: ArrayViewMut2<'_, F>,
+) -> Result<()> {
+    let (m, n, k) = (c.nrows(), c.ncols(), a.ncols());
+    check_shape("gemm a", shape(&a), [m, k])?;
+    check_shape("gemm b", shape(&b), [k, n])?;
+    let [mi, ki] = to_c_int("gemm a", [m, k])?;
+    let [_, ni] = to_c_int("gemm c", [m, n])?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        // An empty sum: C ← beta·C, without reading C when beta is zero.
+        if beta == F::zero() {
+            c.fill(F::zero());
+        } else {
+            c.map_inplace(|v| *v = beta * *v);
+        }
+        return Ok(());
+    }
+
+    // C fixes the layout of the call; A and B are read in whatever layout they have.
+    let Some(c_at) = addressing(m, n, c.strides(), Order::Row) else {
+        let mut tmp = c.as_standard_layout().into_owned();
+        gemm(alpha, a, b, beta, tmp.view_mut())?;
+        c.assign(&tmp);
+        return Ok(());
+    };
+    let order = c_at.order;
+    let (a_copy, b_copy);
+    let (a, a_at) = match addressing(m, k, a.strides(), order) {
+        Some(at) => (a, at),
+        None => {
+            a_copy = a.as_standard_layout().into_owned();
+            let v = a_copy.view();
+            let at = addressing(m, k, v.strides(), order)
+                .ok_or(Error::TooLarge { operand: "gemm a", actual: [m, k] })?;
+            (v, at)
+        }
+    };
+    let (b, b_at) = match addressing(k, n, b.strides(), order) {
+        Some(at) => (b, at),
+        None => {
+            b_copy = b.as_standard_layout().into_owned();
+            let v = b_copy.view();
+            let at = addressing(k, n, v.strides(), order)
+                .ok_or(Error::TooLarge { operand: "gemm b", actual: [k, n] })?;
+            (v, at)
+        }
+    };
+    let layout = match order {
+        Order::Row => CBLAS_LAYOUT::CblasRowMajor,
+        Order::Col => CBLAS_LAYOUT::CblasColMajor,
+    };
+    // An operand stored in the other order than C is its transpose in C's order.
+    let trans = |at: Addressing| {
+        if at.order == order { CBLAS_TRANSPOSE::CblasNoTrans } else { CBLAS_TRANSPOSE::CblasTrans }
+    };
+    #[cfg(test)]
+    tests::count_call();
+    // SAFETY: `addressing` proved that BLAS, reading each matrix from its first element with
+    // the layout, transpose flag and leading dimension passed here, touches exactly the
+    // elements of the views `a` (m×k), `b` (k×n) and `c` (m×n), which are in bounds and live
+    // for the call; all dimensions and leading dimensions fit `c_int`; `c` is a unique
+    // mutable borrow, so it overlaps neither `a` nor `b`.
+    unsafe {
+        F::cblas_gemm(
+            layout,
+            trans(a_at),
+            trans(b_at),
+            mi,
+            ni,
+            ki,
+            alpha,
+            a.as_ptr(),
+            a_at.ld,
+            b.as_ptr(),
+            b_at.ld,
+            beta,
+            c.as_mut_ptr(),
+            c_at.ld,
+        );
+    }
+    Ok(())
+}
+
+/// The element types with a CBLAS `?gemm`. Sealed: it is public only inside this private
+/// module, so [`crate::Scalar`] cannot be implemented outside the crate.
+pub trait Gemm: Copy {
+    /// Forwards to `cblas_sgemm` / `cblas_dgemm`.
+    ///
+    /// # Safety
+    /// The pointers, dimensions and leading dimensions must describe matrices that lie in
+    /// live memory, and `c` must not overlap `a` or `b`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn cblas_gemm(
+        layout: CBLAS_LAYOUT,
+        ta: CBLAS_TRANSPOSE,
+        tb: CBLAS_TRANSPOSE,
+        m: c_int,
+        n: c_int,
+        k: c_int,
+        alpha: Self,
+        a: *const Self,
+        lda: c_int,
+        b: *const Self,
+        ldb: c_int,
+        beta: Self,
+        c: *mut Self,
+        ldc: c_int,
+    );
+}
+
+impl Gemm for f32 {
+    unsafe fn cblas_gemm(
+        layout: CBLAS_LAYOUT,
+        ta: CBLAS_TRANSPOSE,
+        tb: CBLAS_TRANSPOSE,
+        m: c_int,
+        n: c_int,
+        k: c_int,
+        alpha: f32,
+        a: *const f32,
+        lda: c_int,
+        b: *const f32,
+        ldb: c_int,
+        beta: f32,
+        c: *mut f32,
+        ldc: c_int,
+    ) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { cblas_sys::cblas_sgemm(layout, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) }
+    }
+}
+
+impl Gemm for f64 {
+    unsafe fn cblas_gemm(
+        layout: CBLAS_LAYOUT,
+        ta: CBLAS_TRANSPOSE,
+        tb: CBLAS_TRANSPOSE,
+        m: c_int,
+        n: c_int,
+        k: c_int,
+        alpha: f64,
+        a: *const f64,
+        lda: c_int,
+        b: *const f64,
+        ldb: c_int,
+        beta: f64,
+        c: *mut f64,
+        ldc: c_int,
+    ) {
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { cblas_sys::cblas_dgemm(layout, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) }
+    }
+}
+
+#[cfg(feature = "openblas")]
+mod openblas {
+    use std::ffi::{CStr, c_char, c_int};
+
+    unsafe extern "C" {
+        fn openblas_set_num_threads(n: c_int);
+        fn openblas_get_num_threads() -> c_int;
+        fn openblas_get_config() -> *const c_char;
+    }
+
+    /// Sets the number of threads OpenBLAS uses for one GEMM (process-wide; `n` is clamped to
+    /// at least 1). Overrides `OPENBLAS_NUM_THREADS`.
+    ///
+    /// When you run several networks at once on your own threads (rayon, `std::thread`), set
+    /// this to 1: each OpenBLAS call would otherwise start its own workers and the two pools
+    /// oversubscribe the cores. OpenBLAS already runs small products single-threaded.
+    pub fn set_num_threads(n: usize) {
+        let n = c_int::try_from(n.max(1)).unwrap_or(c_int::MAX);
+        // SAFETY: a plain setter in OpenBLAS, valid for any positive count and any thread.
+        unsafe { openblas_set_num_threads(n) }
+    }
+
+    /// The number of threads OpenBLAS uses for one GEMM.
+    pub fn num_threads() -> usize {
+        // SAFETY: a plain getter in OpenBLAS with no preconditions.
+        let n = unsafe { openblas_get_num_threads() };
+        usize::try_from(n).unwrap_or(1)
+    }
+
+    /// OpenBLAS's build description, e.g. `"OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64"`.
+    pub fn openblas_config() -> String {
+        // SAFETY: OpenBLAS returns a pointer to a static NUL-terminated string.
+        let s = unsafe { CStr::from_ptr(openblas_get_config()) };
+        s.to_string_lossy().trim().to_owned()
+    }
+}
+
+#[cfg(feature = "openblas")]
+pub use openblas::{num_threads, openblas_config, set_num_threads};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,91 @@
+//! The one error type of the crate.
+//!
+//! Every fallible call checks all of its inputs before it writes anything, so a call that
+//! returns an [`Error`] has left the network's parameters exactly as they were.
+
+use std::fmt;
+
+/// Shape of a 2-D operand as `[rows, cols]` (a vector of length `n` is reported as `[1, n]`).
+pub type Shape = [usize; 2];
+
+/// What went wrong, naming the operand and, for shapes, both the expected and the actual one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operand's shape does not fit the network or the other operands.
+    ShapeMismatch {
+        /// The operand, e.g. `"x"`, `"y"`, `"dyhat"`, `"w2"`.
+        operand: &'static str,
+        /// The shape it must have.
+        expected: Shape,
+        /// The shape it has.
+        actual: Shape,
+    },
+    /// A batch with no rows, or a network dimension (`d`, `h`, `k`) of zero.
+    Empty {
+        /// The operand or dimension that is empty.
+        operand: &'static str,
+        /// Its shape.
+        actual: Shape,
+    },
+    /// A dimension or leading stride does not fit BLAS's 32-bit integer, or a buffer size
+    /// overflows `usize`.
+    TooLarge {
+        /// The operand or dimension.
+        operand: &'static str,
+        /// Its shape.
+        actual: Shape,
+    },
+    /// `backward` was called without a `forward` on a batch of the same size before it.
+    NoForward {
+        /// Rows of the batch given to `backward`.
+        batch: usize,
+        /// Rows of the last forward pass, if there was one.
+        cached: Option<usize>,
+    },
+    /// `step` was called with no gradients to apply (no `backward` since construction or
+    /// since the last fused `train_step`).
+    NoGradients,
+    /// A value that must be finite is not (a non-finite loss or learning rate).
+    NonFinite {
+        /// What was not finite, e.g. `"loss"` or `"lr"`.
+        what: &'static str,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = |s: &Shape| format!("({}, {})", s[0], s[1]);
+        match self {
+            Error::ShapeMismatch { operand, expected, actual } => {
+                write!(f, "{operand}: expected shape {}, got {}", s(expected), s(actual))
+            }
+            Error::Empty { operand, actual } => {
+                write!(f, "{operand}: shape {} is empty", s(actual))
+            }
+            Error::TooLarge { operand, actual } => write!(
+                f,
+                "{operand}: shape {} is too large for BLAS (32-bit dimensions) or memory",
+                s(actual)
+            ),
+            Error::NoForward { batch, cached: Some(c) } => {
+                write!(f, "backward on a batch of {batch} rows, but the last forward pass had {c} rows")
+            }
+            Error::NoForward { batch, cached: None } => {
+                write!(f, "backward on a batch of {batch} rows before any forward pass")
+            }
+            Error::NoGradients => write!(f, "step called with no gradients: call backward first"),
+            Error::NonFinite { what } => write!(f, "{what} is not finite"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `Ok` if `actual == expected`, else a [`Error::ShapeMismatch`] naming `operand`.
+pub(crate) fn check_shape(operand: &'static str, actual: Shape, expected: Shape) -> Result<()> {
+    if actual == expected { Ok(()) } else { Err(Error::ShapeMismatch { operand, expected, actual }) }
+}

@@ -1,0 +1,96 @@
+//! A two-layer neural network with backprop written out by hand, every matrix product through
+//! CBLAS `?gemm` (OpenBLAS), and no heap allocation in a steady-state training step.
+//!
+//! # The math
+//!
+//! For a batch `X` (N×D, one example per row), weights `W1` (D×H), `W2` (H×K), biases `b1`
+//! (H), `b2` (K) and a hidden activation `f`:
+//!
+//! ```text
+//! Y1 = X·W1 + b1      H1 = f(Y1)      ŷ = H1·W2 + b2      L = loss(ŷ, y)
+//!
+//! dŷ  = ∂L/∂ŷ                  MSE: L = (1/N)·Σᵢⱼ (ŷ − y)²  →  dŷ = (2/N)(ŷ − y)
+//! dW2 = H1ᵀ·dŷ                 db2 = Σ_rows dŷ               dH1 = dŷ·W2ᵀ
+//! dY1 = dH1 ⊙ f'(Y1)           ReLU: f'(Y1) = 1(Y1 > 0)
+//! dW1 = Xᵀ·dY1                 db1 = Σ_rows dY1              dX  = dY1·W1ᵀ (on request)
+//! SGD: θ ← θ − lr·dθ
+//! ```
+//!
+//! Each line is one function in `net.rs`; the products are GEMMs with transpose flags, never a
+//! materialized transpose.
+//!
+//! # Example
+//!
+//! ```
+//! use ndarray::{array, Array2};
+//! use rand::{SeedableRng, rngs::StdRng};
+//! use two_layer_net::{Loss, Mse, TwoLayerNet};
+//!
+//! let mut rng = StdRng::seed_from_u64(42);
+//! let mut net = TwoLayerNet::<f64>::new(3, 4, 2, &mut rng)?; // D = 3, H = 4, K = 2, ReLU
+//! let x = array![[0.5, -1.0, 2.0], [1.5, 0.3, -0.7]];          // N = 2
+//! let y = array![[1.0, 0.0], [0.0, 1.0]];
+//!
+//! // The pieces, for a network inside a larger model:
+//! let yhat = net.forward(x.view())?;
+//! let mut dyhat = Array2::zeros((2, 2));
+//! let loss = Mse.loss_and_grad(yhat, y.view(), dyhat.view_mut())?;
+//! let grads = net.backward(x.view(), dyhat.view())?;
+//! assert_eq!(grads.w1().dim(), (3, 4));
+//! net.step(1e-3)?;
+//!
+//! // Or all of it, fused:
+//! let next = net.train_step(x.view(), y.view(), &Mse, 1e-3)?;
+//! assert!(next < loss);
+//! # Ok::<(), two_layer_net::Error>(())
+//! ```
+//!
+//! # Linking
+//!
+//! The default feature `openblas-system` links the system OpenBLAS, found by pkg-config
+//! (Debian/Ubuntu: `apt-get install libopenblas-dev pkg-config`). To link another CBLAS
+//! provider, turn default features off and link it in your binary, as the blas-src
+//! convention has it (`blas-src` with its provider feature, and `extern crate blas_src;`).
+//!
+//! # Threads
+//!
+//! OpenBLAS may use several threads for one large GEMM; small products run on the calling
+//! thread. If you train several networks at once on threads of your own (rayon,
+//! `std::thread`), call [`set_num_threads`]`(1)` (or set `OPENBLAS_NUM_THREADS=1`) so the two
+//! kinds of threads do not oversubscribe the cores. [`TwoLayerNet`] is `Send` and `Sync`:
+//! `&self` methods only read, and every `&mut self` method works on buffers the network owns.
+
+#![warn(missing_docs)]
+
+#[cfg(feature = "openblas-system")]
+extern crate blas_src;
+#[cfg(feature = "openblas-system")]
+extern crate openblas_src;
+
+mod activation;
+mod blas;
+mod error;
+mod gradcheck;
+mod init;
+mod loss;
+mod net;
+mod optim;
+mod params;
+mod scalar;
+mod workspace;
+
+pub use activation::{Activation, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
+#[cfg(feature = "openblas")]
+pub use blas::{num_threads, openblas_config, set_num_threads};
+pub use error::{Error, Result, Shape};
+pub use gradcheck::{GradCheck, GradCheckReport, check_gradients};
+pub use init::Init;
+pub use loss::{Loss, Mse};
+pub use net::TwoLayerNet;
+pub use params::{Gradients, Params, ParamsView, ParamsViewMut};
+pub use scalar::Scalar;
+
+/// The ndarray this crate's API speaks, re-exported so that versions match.
+pub use ndarray;
+/// The rand this crate's constructors take generators from, re-exported so that versions match.
+pub use rand;

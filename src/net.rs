@@ -1,0 +1,460 @@
+//! The network and its math: forward, backward and the SGD step.
+//!
+//! ```text
+//! forward                         backward (given dŷ = ∂L/∂ŷ)
+//! Y1 = X·W1 + b1    (N×H)         dW2 = H1ᵀ·dŷ       db2 = Σ_rows dŷ     dH1 = dŷ·W2ᵀ
+//! H1 = f(Y1)        (N×H)         dY1 = dH1 ⊙ f'(Y1)
+//! ŷ  = H1·W2 + b2   (N×K)         dW1 = Xᵀ·dY1       db1 = Σ_rows dY1    dX  = dY1·W1ᵀ
+//! ```
+//!
+//! Each pass is a free function over the parameters and the workspace, in the order of the
+//! math; [`TwoLayerNet`] checks shapes, owns the buffers and calls them.
+
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
+use rand::Rng;
+
+use crate::activation::{Activation, Relu};
+use crate::blas::gemm;
+use crate::error::{Error, Result, check_shape};
+use crate::init::Init;
+use crate::loss::Loss;
+use crate::optim::sgd;
+use crate::params::{Gradients, Params, mat, mat_mut};
+use crate::scalar::Scalar;
+use crate::workspace::Workspace;
+
+/// A two-layer network `ŷ = f(X·W1 + b1)·W2 + b2`, with hand-written backward and SGD.
+///
+/// Shapes: `X` is N×D (one example per row), `W1` D×H, `b1` H, `W2` H×K, `b2` K, `ŷ` N×K.
+/// `F` is `f32` or `f64`; `A` is the hidden activation `f` (ReLU by default).
+///
+/// Every matrix product goes through CBLAS `?gemm` at every size; the buffers of a step are
+/// sized once for the largest batch seen and reused, so after the first step at a batch size
+/// `forward`, `backward`, `step` and `train_step` allocate nothing.
+///
+/// ```
+/// use ndarray::array;
+/// use rand::{SeedableRng, rngs::StdRng};
+/// use two_layer_net::{Mse, TwoLayerNet};
+///
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let mut net = TwoLayerNet::<f64>::new(3, 4, 2, &mut rng)?;
+/// let x = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
+/// let y = array![[1.0, 0.0], [0.0, 1.0]];
+///
+/// let before = net.train_step(x.view(), y.view(), &Mse, 1e-3)?;
+/// for _ in 0..20 {
+///     net.train_step(x.view(), y.view(), &Mse, 1e-3)?;
+/// }
+/// let after = net.train_step(x.view(), y.view(), &Mse, 1e-3)?;
+/// assert!(after < before);
+/// # Ok::<(), two_layer_net::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct TwoLayerNet<F: Scalar, A: Activation = Relu> {
+    params: Params<F>,
+    grads: Gradients<F>,
+    ws: Workspace<F>,
+    activation: A,
+    /// `grads` holds the gradients of the last `backward` (not invalidated by a fused step).
+    grads_ready: bool,
+}
+
+impl<F: Scalar, A: Activation + Default> TwoLayerNet<F, A> {
+    /// A D→H→K network initialized as the reference note does: `W1`, `W2` ~ N(0, 1) (rand_distr,
+    /// `W1` first, row-major), `b1 = b2 = 0`.
+    ///
+    /// Errors: [`Error::Empty`] if a dimension is 0, [`Error::TooLarge`] if one exceeds BLAS's
+    /// 32-bit int or the parameters do not fit in memory.
+    pub fn new<R: Rng + ?Sized>(d: usize, h: usize, k: usize, rng: &mut R) -> Result<Self> {
+        Self::with_init(d, h, k, Init::StandardNormal, rng)
+    }
+
+    /// A D→H→K network with weights drawn by `init` (He, Xavier, a given σ …), biases 0.
+    pub fn with_init<R: Rng + ?Sized>(d: usize, h: usize, k: usize, init: Init, rng: &mut R) -> Result<Self> {
+        let mut params = Params::zeros(d, h, k)?;
+        let [w1, _, w2, _] = params.parts_mut();
+        init.fill(w1, d, h, rng);
+        init.fill(w2, h, k, rng);
+        Self::from_parts(params, A::default())
+    }
+
+    /// A network with the given parameters: `w1` D×H, `b1` H, `w2` H×K, `b2` K.
+    ///
+    /// Errors: [`Error::ShapeMismatch`] naming the first operand that does not fit the others.
+    pub fn from_params(
+        w1: ArrayView2<'_, F>,
+        b1: ArrayView1<'_, F>,
+        w2: ArrayView2<'_, F>,
+        b2: ArrayView1<'_, F>,
+    ) -> Result<Self> {
+        let (d, h, k) = (w1.nrows(), w1.ncols(), w2.ncols());
+        check_shape("b1", [1, b1.len()], [1, h])?;
+        check_shape("w2", [w2.nrows(), k], [h, k])?;
+        check_shape("b2", [1, b2.len()], [1, k])?;
+        let mut params = Params::zeros(d, h, k)?;
+        let mut v = params.view_mut();
+        v.w1.assign(&w1);
+        v.b1.assign(&b1);
+        v.w2.assign(&w2);
+        v.b2.assign(&b2);
+        Self::from_parts(params, A::default())
+    }
+}
+
+impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
+    fn from_parts(params: Params<F>, activation: A) -> Result<Self> {
+        let (d, h, k) = params.dims();
+        Ok(TwoLayerNet {
+            grads: Params::zeros(d, h, k)?,
+            params,
+            ws: Workspace::default(),
+            activation,
+            grads_ready: false,
+        })
+    }
+
+    /// The same network with another hidden activation (e.g. `LeakyRelu { slope: 0.1 }`).
+    pub fn with_activation<B: Activation>(self, activation: B) -> TwoLayerNet<F, B> {
+        TwoLayerNet {
+            params: self.params,
+            grads: self.grads,
+            ws: Workspace::default(),
+            activation,
+            grads_ready: false,
+        }
+    }
+
+    /// The hidden activation `f`.
+    pub fn activation(&self) -> &A {
+        &self.activation
+    }
+
+    /// D, the number of inputs.
+    pub fn input_dim(&self) -> usize {
+        self.params.dims().0
+    }
+
+    /// H, the number of hidden units.
+    pub fn hidden_dim(&self) -> usize {
+        self.params.dims().1
+    }
+
+    /// K, the number of outputs.
+    pub fn output_dim(&self) -> usize {
+        self.params.dims().2
+    }
+
+    /// `W1`, `b1`, `W2`, `b2` in one buffer.
+    pub fn params(&self) -> &Params<F> {
+        &self.params
+    }
+
+    /// The parameters, mutably (values only: shapes are fixed). Invalidates the cached forward
+    /// pass and the gradients.
+    pub fn params_mut(&mut self) -> &mut Params<F> {
+        self.ws.cached = None;
+        self.grads_ready = false;
+        &mut self.params
+    }
+
+    /// `dW1`, `db1`, `dW2`, `db2` from the last [`backward`](Self::backward), in the layout of
+    /// [`params`](Self::params). Zero before the first backward.
+    pub fn gradients(&self) -> &Gradients<F> {
+        &self.grads
+    }
+
+    /// `W1`, D×H.
+    pub fn w1(&self) -> ArrayView2<'_, F> {
+        self.params.w1()
+    }
+    /// `b1`, H.
+    pub fn b1(&self) -> ArrayView1<'_, F> {
+        self.params.b1()
+    }
+    /// `W2`, H×K.
+    pub fn w2(&self) -> ArrayView2<'_, F> {
+        self.params.w2()
+    }
+    /// `b2`, K.
+    pub fn b2(&self) -> ArrayView1<'_, F> {
+        self.params.b2()
+    }
+
+    /// Bytes of the parameter buffer: `(D·H + H + H·K + K)·size_of::<F>()`; the gradient
+    /// buffer holds as many again.
+    pub fn param_bytes(&self) -> usize {
+        self.params.len() * size_of::<F>()
+    }
+
+    /// Bytes of the batch workspace: `(3·H + 2·K)·N_max·size_of::<F>()`, where `N_max` is the
+    /// largest batch seen so far (`Y1`, `H1`, `dY1` are N×H; `ŷ`, `dŷ` are N×K).
+    pub fn workspace_bytes(&self) -> usize {
+        self.ws.bytes()
+    }
+
+    /// The largest batch the workspace holds without growing.
+    pub fn workspace_rows(&self) -> usize {
+        self.ws.capacity()
+    }
+
+    /// Rows of `x` after checking that it is a non-empty N×D batch.
+    fn batch_rows(&self, x: &ArrayView2<'_, F>) -> Result<usize> {
+        let n = x.nrows();
+        check_shape("x", [n, x.ncols()], [n, self.input_dim()])?;
+        if n == 0 {
+            return Err(Error::Empty { operand: "x", actual: [n, x.ncols()] });
+        }
+        if i32::try_from(n).is_err() {
+            return Err(Error::TooLarge { operand: "x", actual: [n, x.ncols()] });
+        }
+        Ok(n)
+    }
+
+    /// `ŷ = f(X·W1 + b1)·W2 + b2` for the N×D batch `x`; keeps `Y1` and `H1` for
+    /// [`backward`](Self::backward). Returns `ŷ`, N×K.
+    pub fn forward(&mut self, x: ArrayView2<'_, F>) -> Result<ArrayView2<'_, F>> {
+        let n = self.batch_rows(&x)?;
+        let (_, h, k) = self.params.dims();
+        self.ws.reserve(n, h, k)?;
+        self.ws.cached = None;
+        let b = self.ws.rows(n, h, k);
+        forward_pass(&self.params, &self.activation, x, b.y1, b.h1, b.yhat)?;
+        self.ws.cached = Some(n);
+        Ok(self.ws.yhat(n, k))
+    }
+
+    /// Gradients of every parameter from the upstream gradient `dyhat = ∂L/∂ŷ` (N×K), for the
+    /// batch `x` of the last [`forward`](Self::forward) (pass the same `x`):
+    /// `dW2 = H1ᵀ·dŷ`, `db2 = Σ_rows dŷ`, `dW1 = Xᵀ·dY1`, `db1 = Σ_rows dY1`, with
+    /// `dY1 = (dŷ·W2ᵀ) ⊙ f'(Y1)`. Gradients are overwritten, not accumulated.
+    ///
+    /// Errors: [`Error::NoForward`] without a forward pass over N rows since the parameters
+    /// last changed; [`Error::ShapeMismatch`] for `x` or `dyhat`.
+    pub fn backward(&mut self, x: ArrayView2<'_, F>, dyhat: ArrayView2<'_, F>) -> Result<&Gradients<F>> {
+        self.backward_impl(x, dyhat, None)
+    }
+
+    /// [`backward`](Self::backward), and also `dX = dY1·W1ᵀ` (N×D) into `dx`, for a network that
+    /// sits on top of another differentiable stage.
+    pub fn backward_with_dx(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        dyhat: ArrayView2<'_, F>,
+        dx: ArrayViewMut2<'_, F>,
+    ) -> Result<&Gradients<F>> {
+        self.backward_impl(x, dyhat, Some(dx))
+    }
+
+    fn backward_impl(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        dyhat: ArrayView2<'_, F>,
+        dx: Option<ArrayViewMut2<'_, F>>,
+    ) -> Result<&Gradients<F>> {
+        let n = self.batch_rows(&x)?;
+        let (d, h, k) = self.params.dims();
+        if self.ws.cached != Some(n) {
+            return Err(Error::NoForward { batch: n, cached: self.ws.cached });
+        }
+        check_shape("dyhat", [dyhat.nrows(), dyhat.ncols()], [n, k])?;
+        if let Some(dx) = &dx {
+            check_shape("dx", [dx.nrows(), dx.ncols()], [n, d])?;
+        }
+        let b = self.ws.rows(n, h, k);
+        backward_pass(&self.params, &self.activation, x, b.y1, b.h1, dyhat, b.dy1, &mut self.grads, dx)?;
+        self.grads_ready = true;
+        Ok(&self.grads)
+    }
+
+    /// Plain SGD with the gradients of the last [`backward`](Self::backward):
+    /// `θ ← θ − lr·dθ` for every parameter, in one pass over the flat buffers.
+    ///
+    /// Errors: [`Error::NonFinite`] for a NaN or infinite `lr`; [`Error::NoGradients`] if no
+    /// backward ran since construction (or since a fused [`train_step`](Self::train_step)).
+    pub fn step(&mut self, lr: F) -> Result<()> {
+        if !lr.is_finite() {
+            return Err(Error::NonFinite { what: "lr" });
+        }
+        if !self.grads_ready {
+            return Err(Error::NoGradients);
+        }
+        sgd(self.params.as_slice_mut(), self.grads.as_slice(), lr);
+        self.ws.cached = None;
+        Ok(())
+    }
+
+    /// One training step on the batch (`x`, `target`): forward, `loss`, backward and SGD with
+    /// learning rate `lr`. Returns the loss before the update.
+    ///
+    /// Backward and update are fused: the weight gradients are never stored, the two
+    /// weight-gradient products write `W ← W − lr·dW` straight into the weights (GEMM with
+    /// α = −lr, β = 1) after `dH1` has been taken from the old `W2`. So the step costs the five
+    /// GEMMs and a few passes over the batch, and [`gradients`](Self::gradients) is not
+    /// updated by it (call `forward`/`backward`/`step` when you need them).
+    ///
+    /// Errors: shapes as in `forward` and the loss; [`Error::NonFinite`] for a non-finite `lr`
+    /// or loss, in which case the parameters are not touched.
+    pub fn train_step<L: Loss<F>>(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        target: L::Target<'_>,
+        loss: &L,
+        lr: F,
+    ) -> Result<F> {
+        if !lr.is_finite() {
+            return Err(Error::NonFinite { what: "lr" });
+        }
+        let n = self.batch_rows(&x)?;
+        let (_, h, k) = self.params.dims();
+        self.ws.reserve(n, h, k)?;
+        self.ws.cached = None;
+        self.grads_ready = false;
+        let b = self.ws.rows(n, h, k);
+        forward_pass(&self.params, &self.activation, x, b.y1, b.h1, b.yhat)?;
+        let l = loss.loss_and_grad(mat(b.yhat, n, k), target, mat_mut(b.dyhat, n, k))?;
+        if !l.is_finite() {
+            return Err(Error::NonFinite { what: "loss" });
+        }
+        backward_sgd_pass(
+            &mut self.params,
+            &self.activation,
+            x,
+            b.y1,
+            b.h1,
+            b.dyhat,
+            b.dy1,
+            &mut self.grads,
+            lr,
+        )?;
+        Ok(l)
+    }
+}
+
+/// `out[i, :] = b` for every row of the row-major `out` (N×len(b)).
+fn bias_forward<F: Scalar>(out: &mut [F], b: &[F]) {
+    for row in out.chunks_exact_mut(b.len()) {
+        row.copy_from_slice(b);
+    }
+}
+
+/// `db = Σ_rows dout`, for the N×len(db) upstream gradient `dout` of any layout.
+fn bias_backward<F: Scalar>(dout: ArrayView2<'_, F>, db: &mut [F]) {
+    db.fill(F::zero());
+    match dout.as_slice() {
+        Some(s) => {
+            for row in s.chunks_exact(db.len()) {
+                for (acc, &v) in db.iter_mut().zip(row) {
+                    *acc += v;
+                }
+            }
+        }
+        None => {
+            for row in dout.rows() {
+                for (acc, &v) in db.iter_mut().zip(row) {
+                    *acc += v;
+                }
+            }
+        }
+    }
+}
+
+/// `H1 = f(Y1)` elementwise.
+fn activation_forward<F: Scalar, A: Activation>(f: &A, y1: &[F], h1: &mut [F]) {
+    for (h, &y) in h1.iter_mut().zip(y1) {
+        *h = f.forward(y);
+    }
+}
+
+/// `dY1 = dH1 ⊙ f'(Y1)` in place over `dh1` (N×H, row-major), and `db1 = Σ_rows dY1`, in one
+/// pass.
+fn activation_backward<F: Scalar, A: Activation>(f: &A, y1: &[F], h1: &[F], dh1: &mut [F], db1: &mut [F]) {
+    let hd = db1.len();
+    db1.fill(F::zero());
+    for ((dy, y), h) in dh1.chunks_exact_mut(hd).zip(y1.chunks_exact(hd)).zip(h1.chunks_exact(hd)) {
+        for (((dy, &y), &h), acc) in dy.iter_mut().zip(y).zip(h).zip(db1.iter_mut()) {
+            *dy = f.backward(y, h, *dy);
+            *acc += *dy;
+        }
+    }
+}
+
+/// `Y1 = X·W1 + b1`, `H1 = f(Y1)`, `ŷ = H1·W2 + b2`, each bias seeded into its output and the
+/// GEMM accumulated on top (β = 1).
+fn forward_pass<F: Scalar, A: Activation>(
+    p: &Params<F>,
+    f: &A,
+    x: ArrayView2<'_, F>,
+    y1: &mut [F],
+    h1: &mut [F],
+    yhat: &mut [F],
+) -> Result<()> {
+    let (n, (_, h, k)) = (x.nrows(), p.dims());
+    let [_, b1, _, b2] = p.parts();
+    bias_forward(y1, b1); //                                                  Y1 = b1
+    gemm(F::one(), x, p.w1(), F::one(), mat_mut(y1, n, h))?; //               Y1 += X·W1
+    activation_forward(f, y1, h1); //                                         H1 = f(Y1)
+    bias_forward(yhat, b2); //                                                ŷ = b2
+    gemm(F::one(), mat(h1, n, h), p.w2(), F::one(), mat_mut(yhat, n, k))?; // ŷ += H1·W2
+    Ok(())
+}
+
+/// `dW2 = H1ᵀ·dŷ`, `db2 = Σ_rows dŷ`, `dH1 = dŷ·W2ᵀ`, `dY1 = dH1 ⊙ f'(Y1)`, `dW1 = Xᵀ·dY1`,
+/// `db1 = Σ_rows dY1`, and `dX = dY1·W1ᵀ` when `dx` is given. `dy1` is scratch (N×H).
+#[allow(clippy::too_many_arguments)]
+fn backward_pass<F: Scalar, A: Activation>(
+    p: &Params<F>,
+    f: &A,
+    x: ArrayView2<'_, F>,
+    y1: &[F],
+    h1: &[F],
+    dyhat: ArrayView2<'_, F>,
+    dy1: &mut [F],
+    g: &mut Gradients<F>,
+    dx: Option<ArrayViewMut2<'_, F>>,
+) -> Result<()> {
+    let (n, (d, h, k)) = (x.nrows(), p.dims());
+    let [dw1, db1, dw2, db2] = g.parts_mut();
+    gemm(F::one(), mat(h1, n, h).t(), dyhat, F::zero(), mat_mut(dw2, h, k))?;
+    bias_backward(dyhat, db2);
+    gemm(F::one(), dyhat, p.w2().t(), F::zero(), mat_mut(dy1, n, h))?;
+    activation_backward(f, y1, h1, dy1, db1);
+    gemm(F::one(), x.t(), mat(dy1, n, h), F::zero(), mat_mut(dw1, d, h))?;
+    if let Some(dx) = dx {
+        gemm(F::one(), mat(dy1, n, h), p.w1().t(), F::zero(), dx)?;
+    }
+    Ok(())
+}
+
+/// Backward fused with SGD, never storing the weight gradients:
+/// `dH1 = dŷ·W2ᵀ` (old `W2`), `W2 ← W2 − lr·H1ᵀ·dŷ`, `b2 ← b2 − lr·Σ_rows dŷ`,
+/// `dY1 = dH1 ⊙ f'(Y1)`, `W1 ← W1 − lr·Xᵀ·dY1`, `b1 ← b1 − lr·Σ_rows dY1`.
+/// `db1`, `db2` pass through `g`; `dy1` is scratch (N×H).
+#[allow(clippy::too_many_arguments)]
+fn backward_sgd_pass<F: Scalar, A: Activation>(
+    p: &mut Params<F>,
+    f: &A,
+    x: ArrayView2<'_, F>,
+    y1: &[F],
+    h1: &[F],
+    dyhat: &[F],
+    dy1: &mut [F],
+    g: &mut Gradients<F>,
+    lr: F,
+) -> Result<()> {
+    let (n, (d, h, k)) = (x.nrows(), p.dims());
+    let [_, db1, _, db2] = g.parts_mut();
+    let dyhat = mat(dyhat, n, k);
+    gemm(F::one(), dyhat, p.w2().t(), F::zero(), mat_mut(dy1, n, h))?;
+    bias_backward(dyhat, db2);
+    let [w1, b1, w2, b2] = p.parts_mut();
+    gemm(-lr, mat(h1, n, h).t(), dyhat, F::one(), mat_mut(w2, h, k))?;
+    sgd(b2, db2, lr);
+    activation_backward(f, y1, h1, dy1, db1);
+    gemm(-lr, x.t(), mat(dy1, n, h), F::one(), mat_mut(w1, d, h))?;
+    sgd(b1, db1, lr);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,82 @@
+//! The per-batch buffers of a training step, grown once to the largest batch seen and reused.
+
+use ndarray::ArrayView2;
+
+use crate::error::{Error, Result};
+use crate::params::mat;
+use crate::scalar::Scalar;
+
+/// `Y1`, `H1` (N×H), `ŷ`, `dŷ` (N×K) and `dY1` (N×H, holding `dH1` until the activation's
+/// backward turns it into `dY1` in place): `(3·H + 2·K)·N` scalars for a capacity of N rows.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Workspace<F> {
+    /// Rows the buffers hold.
+    capacity: usize,
+    /// Rows of the last complete forward pass, whose `Y1`, `H1` and `ŷ` backward reads.
+    pub(crate) cached: Option<usize>,
+    y1: Vec<F>,
+    h1: Vec<F>,
+    yhat: Vec<F>,
+    dyhat: Vec<F>,
+    dy1: Vec<F>,
+}
+
+/// The first `n` rows of every buffer, as flat row-major slices.
+pub(crate) struct Buffers<'a, F> {
+    pub y1: &'a mut [F],
+    pub h1: &'a mut [F],
+    pub yhat: &'a mut [F],
+    pub dyhat: &'a mut [F],
+    pub dy1: &'a mut [F],
+}
+
+impl<F: Scalar> Workspace<F> {
+    /// Makes room for `n` rows; allocates only when `n` exceeds every batch before it.
+    pub(crate) fn reserve(&mut self, n: usize, h: usize, k: usize) -> Result<()> {
+        if n <= self.capacity {
+            return Ok(());
+        }
+        let too_large = || Error::TooLarge { operand: "batch workspace", actual: [n, h.max(k)] };
+        let nh = n.checked_mul(h).ok_or_else(too_large)?;
+        let nk = n.checked_mul(k).ok_or_else(too_large)?;
+        for (buf, len) in [
+            (&mut self.y1, nh),
+            (&mut self.h1, nh),
+            (&mut self.yhat, nk),
+            (&mut self.dyhat, nk),
+            (&mut self.dy1, nh),
+        ] {
+            buf.try_reserve_exact(len - buf.len()).map_err(|_| too_large())?;
+            buf.resize(len, F::zero());
+        }
+        self.capacity = n;
+        Ok(())
+    }
+
+    /// Rows the buffers hold.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes held by the buffers: `(3·H + 2·K)·capacity·size_of::<F>()`.
+    pub(crate) fn bytes(&self) -> usize {
+        let scalars = self.y1.len() + self.h1.len() + self.yhat.len() + self.dyhat.len() + self.dy1.len();
+        scalars * size_of::<F>()
+    }
+
+    /// The first `n ≤ capacity` rows of every buffer.
+    pub(crate) fn rows(&mut self, n: usize, h: usize, k: usize) -> Buffers<'_, F> {
+        Buffers {
+            y1: &mut self.y1[..n * h],
+            h1: &mut self.h1[..n * h],
+            yhat: &mut self.yhat[..n * k],
+            dyhat: &mut self.dyhat[..n * k],
+            dy1: &mut self.dy1[..n * h],
+        }
+    }
+
+    /// `ŷ` of the last forward pass over `n` rows.
+    pub(crate) fn yhat(&self, n: usize, k: usize) -> ArrayView2<'_, F> {
+        mat(&self.yhat[..n * k], n, k)
+    }
+}
