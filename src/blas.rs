@@ -273,4 +273,4 @@ mod openblas {
 pub use openblas::{num_threads, openblas_config, set_num_threads};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
