@@ -94,3 +94,8 @@ pub use scalar::Scalar;
 pub use ndarray;
 /// The rand this crate's constructors take generators from, re-exported so that versions match.
 pub use rand;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
