@@ -36,6 +36,12 @@ pub trait Activation: Clone + Debug + Send + Sync + 'static {
     /// A short lowercase name, e.g. `"relu"`.
     const NAME: &'static str;
 
+    /// The name with any parameters, e.g. `"leaky_relu(slope=0.1)"`: what a checkpoint records,
+    /// and must match when it is loaded.
+    fn describe(&self) -> String {
+        Self::NAME.to_owned()
+    }
+
     /// `h = f(y)`.
     fn forward<F: Scalar>(&self, y: F) -> F;
 
@@ -75,6 +81,9 @@ impl Default for LeakyRelu {
 
 impl Activation for LeakyRelu {
     const NAME: &'static str = "leaky_relu";
+    fn describe(&self) -> String {
+        format!("{}(slope={})", Self::NAME, self.slope)
+    }
     #[inline(always)]
     fn forward<F: Scalar>(&self, y: F) -> F {
         if y > F::zero() { y } else { F::cast(self.slope) * y }

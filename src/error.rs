@@ -46,10 +46,29 @@ pub enum Error {
     /// `step` was called with no gradients to apply (no `backward` since construction or
     /// since the last fused `train_step`).
     NoGradients,
-    /// A value that must be finite is not (a non-finite loss or learning rate).
+    /// A value that must be finite is not: a loss, a gradient or a learning rate. A training
+    /// step that sees one is refused before it changes any parameter.
     NonFinite {
-        /// What was not finite, e.g. `"loss"` or `"lr"`.
+        /// What was not finite: `"loss"`, `"gradient"` or `"lr"`.
         what: &'static str,
+    },
+    /// A class label is not below the number of classes K.
+    InvalidLabel {
+        /// The row of the label.
+        row: usize,
+        /// The label.
+        label: usize,
+        /// K, the number of classes (outputs).
+        classes: usize,
+    },
+    /// A training loop stopped at a step that failed; nothing of that step was applied.
+    Training {
+        /// The epoch (from 0).
+        epoch: usize,
+        /// The step within the epoch (from 0).
+        step: usize,
+        /// What failed.
+        source: Box<Error>,
     },
 }
 
@@ -79,11 +98,24 @@ impl fmt::Display for Error {
             }
             Error::NoGradients => write!(f, "step called with no gradients: call backward first"),
             Error::NonFinite { what } => write!(f, "{what} is not finite"),
+            Error::InvalidLabel { row, label, classes } => {
+                write!(f, "labels: label {label} in row {row} is not below the {classes} classes")
+            }
+            Error::Training { epoch, step, source } => {
+                write!(f, "training stopped at epoch {epoch}, step {step}: {source}")
+            }
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Training { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
 
 /// `Ok` if `actual == expected`, else a [`Error::ShapeMismatch`] naming `operand`.
 pub(crate) fn check_shape(operand: &'static str, actual: Shape, expected: Shape) -> Result<()> {

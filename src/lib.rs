@@ -77,6 +77,7 @@ mod net;
 mod optim;
 mod params;
 mod scalar;
+mod train;
 mod workspace;
 
 pub use activation::{Activation, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
@@ -85,10 +86,12 @@ pub use blas::{num_threads, openblas_config, set_num_threads};
 pub use error::{Error, Result, Shape};
 pub use gradcheck::{GradCheck, GradCheckReport, check_gradients};
 pub use init::Init;
-pub use loss::{Loss, Mse};
+pub use loss::{L2, Loss, Mse, SoftmaxCrossEntropy};
 pub use net::TwoLayerNet;
+pub use optim::{Adam, AdamW, Momentum, Optimizer, Sgd};
 pub use params::{Gradients, Params, ParamsView, ParamsViewMut};
 pub use scalar::Scalar;
+pub use train::{Epoch, Fit, Progress, Targets, accuracy, fit};
 
 /// The ndarray this crate's API speaks, re-exported so that versions match.
 pub use ndarray;

@@ -1,8 +1,8 @@
 //! Losses `L(ŷ, target)` with their gradient `dŷ = ∂L/∂ŷ`.
 
-use ndarray::{ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Zip};
 
-use crate::error::{Result, check_shape};
+use crate::error::{Error, Result, check_shape};
 use crate::scalar::Scalar;
 
 /// A loss over a batch: the value and `dŷ = ∂L/∂ŷ` in one pass, written into a buffer the
@@ -20,6 +20,13 @@ pub trait Loss<F: Scalar> {
         target: Self::Target<'_>,
         dyhat: ArrayViewMut2<'_, F>,
     ) -> Result<F>;
+
+    /// The strength `reg` of the L2 penalty `0.5·reg·(ΣW1² + ΣW2²)` (biases excluded) that the
+    /// network's training steps add to this loss, and `reg·W` to the weight gradients. Zero
+    /// unless the loss is wrapped in [`L2`].
+    fn l2(&self) -> F {
+        F::zero()
+    }
 }
 
 /// Mean squared error over the batch, summed over outputs:
@@ -65,5 +72,105 @@ impl<F: Scalar> Loss<F> for Mse {
             sum += r * r;
         });
         Ok(sum * inv_n)
+    }
+}
+
+/// Softmax cross-entropy over K classes, averaged over the batch, with integer class labels:
+///
+/// `pᵢ = softmax(ŷᵢ)`, `L = −(1/N)·Σᵢ ln pᵢ[labelᵢ]`, `dŷᵢ = (pᵢ − onehot(labelᵢ)) / N`.
+///
+/// Computed with the row maximum subtracted first, so logits in the thousands neither overflow
+/// nor lose the loss (f32 and f64). With K = 1 the loss is 0 and dŷ is 0. A label ≥ K is an
+/// [`Error::InvalidLabel`].
+///
+/// ```
+/// use ndarray::{array, Array2};
+/// use two_layer_net::{Loss, SoftmaxCrossEntropy};
+///
+/// let logits = array![[1000.0, 0.0, -1000.0], [0.0, 0.0, 0.0]];
+/// let labels = array![0usize, 2];
+/// let mut dyhat = Array2::zeros((2, 3));
+/// let l = SoftmaxCrossEntropy.loss_and_grad(logits.view(), labels.view(), dyhat.view_mut())?;
+/// assert!((l - 3f64.ln() / 2.0).abs() < 1e-12);
+/// # Ok::<(), two_layer_net::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SoftmaxCrossEntropy;
+
+impl<F: Scalar> Loss<F> for SoftmaxCrossEntropy {
+    type Target<'a> = ArrayView1<'a, usize>;
+
+    fn loss_and_grad(
+        &self,
+        yhat: ArrayView2<'_, F>,
+        labels: ArrayView1<'_, usize>,
+        mut dyhat: ArrayViewMut2<'_, F>,
+    ) -> Result<F> {
+        let (n, k) = yhat.dim();
+        check_shape("labels", [1, labels.len()], [1, n])?;
+        check_shape("dyhat", [dyhat.nrows(), dyhat.ncols()], [n, k])?;
+        if let Some((row, &label)) = labels.iter().enumerate().find(|&(_, &c)| c >= k) {
+            return Err(Error::InvalidLabel { row, label, classes: k });
+        }
+        let inv_n = F::one() / F::cast(n as f64);
+        let mut total = F::zero();
+        for ((logits, mut d), &c) in yhat.rows().into_iter().zip(dyhat.rows_mut()).zip(labels) {
+            let max = logits.fold(F::neg_infinity(), |m, &v| m.max(v));
+            let mut sum = F::zero();
+            for (d, &v) in d.iter_mut().zip(logits) {
+                *d = (v - max).exp();
+                sum += *d;
+            }
+            // −ln p[c] = ln Σ e^(v − max) − (v[c] − max)
+            total += sum.ln() - (logits[c] - max);
+            let scale = inv_n / sum;
+            d.map_inplace(|v| *v *= scale);
+            d[c] -= inv_n;
+        }
+        Ok(total * inv_n)
+    }
+}
+
+/// A loss plus the L2 penalty `0.5·reg·(ΣW1² + ΣW2²)` on the weights (not the biases), the
+/// CS231n convention, whose gradient is `reg·W`.
+///
+/// The penalty is applied by the network's training steps (`train_step`, `train_step_with`,
+/// `fit`), which see the weights; `loss_and_grad` itself returns the data loss only.
+///
+/// ```
+/// use two_layer_net::{L2, Loss, SoftmaxCrossEntropy};
+///
+/// let loss = L2::new(SoftmaxCrossEntropy, 1e-3);
+/// assert_eq!(Loss::<f64>::l2(&loss), 1e-3);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct L2<L> {
+    /// The data loss.
+    pub loss: L,
+    /// `reg` in `0.5·reg·ΣW²`.
+    pub reg: f64,
+}
+
+impl<L> L2<L> {
+    /// `loss` with the penalty `0.5·reg·(ΣW1² + ΣW2²)`.
+    pub fn new(loss: L, reg: f64) -> Self {
+        L2 { loss, reg }
+    }
+}
+
+impl<F: Scalar, L: Loss<F>> Loss<F> for L2<L> {
+    type Target<'a> = L::Target<'a>;
+
+    fn loss_and_grad(
+        &self,
+        yhat: ArrayView2<'_, F>,
+        target: Self::Target<'_>,
+        dyhat: ArrayViewMut2<'_, F>,
+    ) -> Result<F> {
+        self.loss.loss_and_grad(yhat, target, dyhat)
+    }
+
+    fn l2(&self) -> F {
+        F::cast(self.reg) + self.loss.l2()
     }
 }

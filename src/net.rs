@@ -10,7 +10,7 @@
 //! Each pass is a free function over the parameters and the workspace, in the order of the
 //! math; [`TwoLayerNet`] checks shapes, owns the buffers and calls them.
 
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 
 use crate::activation::{Activation, Relu};
@@ -18,7 +18,7 @@ use crate::blas::gemm;
 use crate::error::{Error, Result, check_shape};
 use crate::init::Init;
 use crate::loss::Loss;
-use crate::optim::sgd;
+use crate::optim::{Optimizer, Sgd, sgd};
 use crate::params::{Gradients, Params, mat, mat_mut};
 use crate::scalar::Scalar;
 use crate::workspace::Workspace;
@@ -224,6 +224,17 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         Ok(self.ws.yhat(n, k))
     }
 
+    /// `ŷ` for the N×D batch `x`, as an owned array: [`forward`](Self::forward) for callers who
+    /// want to keep the result (it allocates it).
+    pub fn predict(&mut self, x: ArrayView2<'_, F>) -> Result<Array2<F>> {
+        self.forward(x).map(|yhat| yhat.to_owned())
+    }
+
+    /// `ŷ` of the last forward pass over `n` rows, including the one inside a training step.
+    pub(crate) fn last_yhat(&self, n: usize) -> ArrayView2<'_, F> {
+        self.ws.yhat(n, self.output_dim())
+    }
+
     /// Gradients of every parameter from the upstream gradient `dyhat = ∂L/∂ŷ` (N×K), for the
     /// batch `x` of the last [`forward`](Self::forward) (pass the same `x`):
     /// `dW2 = H1ᵀ·dŷ`, `db2 = Σ_rows dŷ`, `dW1 = Xᵀ·dY1`, `db1 = Σ_rows dY1`, with
@@ -284,17 +295,21 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         Ok(())
     }
 
-    /// One training step on the batch (`x`, `target`): forward, `loss`, backward and SGD with
-    /// learning rate `lr`. Returns the loss before the update.
+    /// Applies `opt` to the gradients of the last [`backward`](Self::backward).
     ///
-    /// Backward and update are fused: the weight gradients are never stored, the two
-    /// weight-gradient products write `W ← W − lr·dW` straight into the weights (GEMM with
-    /// α = −lr, β = 1) after `dH1` has been taken from the old `W2`. So the step costs the five
-    /// GEMMs and a few passes over the batch, and [`gradients`](Self::gradients) is not
-    /// updated by it (call `forward`/`backward`/`step` when you need them).
-    ///
-    /// Errors: shapes as in `forward` and the loss; [`Error::NonFinite`] for a non-finite `lr`
-    /// or loss, in which case the parameters are not touched.
+    /// Errors: [`Error::NoGradients`] if no backward ran since construction (or since a
+    /// fused training step); whatever `opt` reports.
+    pub fn step_with<O: Optimizer<F>>(&mut self, opt: &mut O) -> Result<()> {
+        if !self.grads_ready {
+            return Err(Error::NoGradients);
+        }
+        opt.step(&mut self.params, &self.grads)?;
+        self.ws.cached = None;
+        Ok(())
+    }
+
+    /// One training step with plain SGD at learning rate `lr`:
+    /// [`train_step_with`](Self::train_step_with)`(x, target, loss, &mut Sgd::new(lr))`.
     pub fn train_step<L: Loss<F>>(
         &mut self,
         x: ArrayView2<'_, F>,
@@ -302,7 +317,32 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         loss: &L,
         lr: F,
     ) -> Result<F> {
-        if !lr.is_finite() {
+        self.train_step_with(x, target, loss, &mut Sgd::new(lr))
+    }
+
+    /// One training step on the batch (`x`, `target`): forward, `loss` (plus its L2 penalty
+    /// `0.5·reg·(ΣW1² + ΣW2²)`, see [`Loss::l2`]), backward, and the update `opt`. Returns the
+    /// loss before the update.
+    ///
+    /// With plain SGD ([`Optimizer::plain_sgd`]) backward and update are fused: the weight
+    /// gradients are never stored, the two weight-gradient GEMMs write
+    /// `W ← (1 − lr·reg)·W − lr·Xᵀ·dY1` straight into the weights (α = −lr, β = 1 − lr·reg)
+    /// once `dH1` has been taken from the old `W2`. The step then costs the five GEMMs and a
+    /// few passes over the batch, and [`gradients`](Self::gradients) is not updated by it.
+    /// Any other optimizer gets the full gradients (L2 term included), left in `gradients`.
+    ///
+    /// A step whose loss, `dŷ` or `dY1` is not finite (or whose gradients are not, for an
+    /// optimizer other than SGD) is refused with [`Error::NonFinite`] before any parameter
+    /// changes. Other errors: shapes as in [`forward`](Self::forward) and the loss.
+    pub fn train_step_with<L: Loss<F>, O: Optimizer<F>>(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        target: L::Target<'_>,
+        loss: &L,
+        opt: &mut O,
+    ) -> Result<F> {
+        let sgd_lr = opt.plain_sgd();
+        if sgd_lr.is_some_and(|lr| !lr.is_finite()) {
             return Err(Error::NonFinite { what: "lr" });
         }
         let n = self.batch_rows(&x)?;
@@ -312,22 +352,45 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         self.grads_ready = false;
         let b = self.ws.rows(n, h, k);
         forward_pass(&self.params, &self.activation, x, b.y1, b.h1, b.yhat)?;
-        let l = loss.loss_and_grad(mat(b.yhat, n, k), target, mat_mut(b.dyhat, n, k))?;
+        let reg = loss.l2();
+        let mut l = loss.loss_and_grad(mat(b.yhat, n, k), target, mat_mut(b.dyhat, n, k))?;
+        if reg != F::zero() {
+            l += F::cast(0.5) * reg * l2_norm_sq(&self.params);
+        }
         if !l.is_finite() {
             return Err(Error::NonFinite { what: "loss" });
         }
-        backward_sgd_pass(
-            &mut self.params,
-            &self.activation,
-            x,
-            b.y1,
-            b.h1,
-            b.dyhat,
-            b.dy1,
-            &mut self.grads,
-            lr,
-        )?;
+        let dyhat = mat(b.dyhat, n, k);
+        if let Some(lr) = sgd_lr {
+            let (a, y1, h1) = (&self.activation, &*b.y1, &*b.h1);
+            return backward_sgd_pass(&mut self.params, a, x, y1, h1, dyhat, b.dy1, &mut self.grads, lr, reg)
+                .map(|()| l);
+        }
+        backward_pass(&self.params, &self.activation, x, b.y1, b.h1, dyhat, b.dy1, &mut self.grads, None)?;
+        if reg != F::zero() {
+            l2_backward(&self.params, &mut self.grads, reg);
+        }
+        if !self.grads.as_slice().iter().all(|g| g.is_finite()) {
+            return Err(Error::NonFinite { what: "gradient" });
+        }
+        self.grads_ready = true;
+        opt.step(&mut self.params, &self.grads)?;
         Ok(l)
+    }
+}
+
+/// `ΣW1² + ΣW2²`, the weights' squared Frobenius norms.
+fn l2_norm_sq<F: Scalar>(p: &Params<F>) -> F {
+    let [w1, _, w2, _] = p.parts();
+    w1.iter().chain(w2).map(|&w| w * w).sum()
+}
+
+/// `dW += reg·W` for both weight matrices: the gradient of `0.5·reg·ΣW²`.
+fn l2_backward<F: Scalar>(p: &Params<F>, g: &mut Gradients<F>, reg: F) {
+    let [w1, _, w2, _] = p.parts();
+    let [dw1, _, dw2, _] = g.parts_mut();
+    for (dw, &w) in dw1.iter_mut().zip(w1).chain(dw2.iter_mut().zip(w2)) {
+        *dw += reg * w;
     }
 }
 
@@ -427,8 +490,10 @@ fn backward_pass<F: Scalar, A: Activation>(
 }
 
 /// Backward fused with SGD, never storing the weight gradients:
-/// `dH1 = dŷ·W2ᵀ` (old `W2`), `W2 ← W2 − lr·H1ᵀ·dŷ`, `b2 ← b2 − lr·Σ_rows dŷ`,
-/// `dY1 = dH1 ⊙ f'(Y1)`, `W1 ← W1 − lr·Xᵀ·dY1`, `b1 ← b1 − lr·Σ_rows dY1`.
+/// `dH1 = dŷ·W2ᵀ` (old `W2`), `dY1 = dH1 ⊙ f'(Y1)`, `db1 = Σ_rows dY1`, `db2 = Σ_rows dŷ`;
+/// then, only if `db1` and `db2` are finite (which they are exactly when every `dY1` and `dŷ`
+/// is, short of overflow in the sums), `W2 ← (1 − lr·reg)·W2 − lr·H1ᵀ·dŷ`, `b2 ← b2 − lr·db2`,
+/// `W1 ← (1 − lr·reg)·W1 − lr·Xᵀ·dY1`, `b1 ← b1 − lr·db1`.
 /// `db1`, `db2` pass through `g`; `dy1` is scratch (N×H).
 #[allow(clippy::too_many_arguments)]
 fn backward_sgd_pass<F: Scalar, A: Activation>(
@@ -437,21 +502,25 @@ fn backward_sgd_pass<F: Scalar, A: Activation>(
     x: ArrayView2<'_, F>,
     y1: &[F],
     h1: &[F],
-    dyhat: &[F],
+    dyhat: ArrayView2<'_, F>,
     dy1: &mut [F],
     g: &mut Gradients<F>,
     lr: F,
+    reg: F,
 ) -> Result<()> {
     let (n, (d, h, k)) = (x.nrows(), p.dims());
     let [_, db1, _, db2] = g.parts_mut();
-    let dyhat = mat(dyhat, n, k);
     gemm(F::one(), dyhat, p.w2().t(), F::zero(), mat_mut(dy1, n, h))?;
-    bias_backward(dyhat, db2);
-    let [w1, b1, w2, b2] = p.parts_mut();
-    gemm(-lr, mat(h1, n, h).t(), dyhat, F::one(), mat_mut(w2, h, k))?;
-    sgd(b2, db2, lr);
     activation_backward(f, y1, h1, dy1, db1);
-    gemm(-lr, x.t(), mat(dy1, n, h), F::one(), mat_mut(w1, d, h))?;
+    bias_backward(dyhat, db2);
+    if !db1.iter().chain(&*db2).all(|v| v.is_finite()) {
+        return Err(Error::NonFinite { what: "gradient" });
+    }
+    let decay = F::one() - lr * reg;
+    let [w1, b1, w2, b2] = p.parts_mut();
+    gemm(-lr, mat(h1, n, h).t(), dyhat, decay, mat_mut(w2, h, k))?;
+    sgd(b2, db2, lr);
+    gemm(-lr, x.t(), mat(dy1, n, h), decay, mat_mut(w1, d, h))?;
     sgd(b1, db1, lr);
     Ok(())
 }
