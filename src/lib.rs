@@ -69,6 +69,7 @@ extern crate openblas_src;
 
 mod activation;
 mod blas;
+pub mod datasets;
 mod error;
 mod gradcheck;
 mod init;

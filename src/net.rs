@@ -74,8 +74,8 @@ impl<F: Scalar, A: Activation + Default> TwoLayerNet<F, A> {
     pub fn with_init<R: Rng + ?Sized>(d: usize, h: usize, k: usize, init: Init, rng: &mut R) -> Result<Self> {
         let mut params = Params::zeros(d, h, k)?;
         let [w1, _, w2, _] = params.parts_mut();
-        init.fill(w1, d, h, rng);
-        init.fill(w2, h, k, rng);
+        init.fill(w1, d, h, rng)?;
+        init.fill(w2, h, k, rng)?;
         Self::from_parts(params, A::default())
     }
 
