@@ -164,6 +164,20 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         &self.grads
     }
 
+    /// The gradients, mutably, for a caller that combines them before a step (an all-reduce
+    /// across processes); a following [`step_with`](Self::step_with) applies what is here.
+    pub fn gradients_mut(&mut self) -> &mut Gradients<F> {
+        &mut self.grads
+    }
+
+    /// Adds the gradient of the L2 penalty `0.5·reg·(ΣW1² + ΣW2²)` to the gradients of the last
+    /// backward (`dW += reg·W`, biases untouched) and returns the penalty, for callers of
+    /// `backward` + [`step_with`](Self::step_with) that regularize as the training steps do.
+    pub fn add_l2_to_gradients(&mut self, reg: F) -> F {
+        l2_backward(&self.params, &mut self.grads, reg);
+        F::cast(0.5) * reg * l2_norm_sq(&self.params)
+    }
+
     /// `W1`, D×H.
     pub fn w1(&self) -> ArrayView2<'_, F> {
         self.params.w1()
@@ -355,6 +369,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         let reg = loss.l2();
         let mut l = loss.loss_and_grad(mat(b.yhat, n, k), target, mat_mut(b.dyhat, n, k))?;
         if reg != F::zero() {
+            // The penalty's gradient is added below, by the update (SGD) or to the gradients.
             l += F::cast(0.5) * reg * l2_norm_sq(&self.params);
         }
         if !l.is_finite() {
