@@ -11,6 +11,9 @@ use crate::scalar::Scalar;
 
 /// An elementwise function `f` with its derivative.
 ///
+/// `f` should map NaN to NaN: a NaN in the input then reaches the loss, and a training step
+/// refuses it instead of writing NaN into the weights.
+///
 /// The backward receives both `y` and `h = f(y)`, so `f'` can be written from whichever is
 /// cheaper (`h·(1 − h)` for the sigmoid, `1(y > 0)` for ReLU).
 ///
@@ -49,7 +52,7 @@ pub trait Activation: Clone + Debug + Send + Sync + 'static {
     fn backward<F: Scalar>(&self, y: F, h: F, dh: F) -> F;
 }
 
-/// `f(y) = max(y, 0)`, `f'(y) = 1(y > 0)`: strictly greater, so `f'(0) = 0`.
+/// `f(y) = max(y, 0)`, `f'(y) = 1(y > 0)`: strictly greater, so `f'(0) = 0`. NaN stays NaN.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Relu;
 
@@ -57,7 +60,9 @@ impl Activation for Relu {
     const NAME: &'static str = "relu";
     #[inline(always)]
     fn forward<F: Scalar>(&self, y: F) -> F {
-        if y > F::zero() { y } else { F::zero() }
+        // Not `y.max(0)`, which maps NaN to 0: NaN must reach the loss, where a training step
+        // refuses it.
+        if y <= F::zero() { F::zero() } else { y }
     }
     #[inline(always)]
     fn backward<F: Scalar>(&self, y: F, _h: F, dh: F) -> F {

@@ -2,7 +2,7 @@
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Zip};
 
-use crate::error::{Error, Result, check_shape};
+use crate::error::{Error, Result, Shape, check_shape};
 use crate::scalar::Scalar;
 
 /// A loss over a batch: the value and `dŷ = ∂L/∂ŷ` in one pass, written into a buffer the
@@ -20,6 +20,15 @@ pub trait Loss<F: Scalar> {
         target: Self::Target<'_>,
         dyhat: ArrayViewMut2<'_, F>,
     ) -> Result<F>;
+
+    /// Checks that `target` fits predictions of shape `yhat` (`[N, K]`) and is otherwise valid
+    /// (e.g. labels below K), without computing anything. Training steps call it before they
+    /// touch the network. `loss_and_grad` must check the same itself; the default accepts
+    /// everything.
+    fn check_target(&self, yhat: Shape, target: Self::Target<'_>) -> Result<()> {
+        let _ = (yhat, target);
+        Ok(())
+    }
 
     /// The strength `reg` of the L2 penalty `0.5·reg·(ΣW1² + ΣW2²)` (biases excluded) that the
     /// network's training steps add to this loss, and `reg·W` to the weight gradients. Zero
@@ -54,6 +63,10 @@ pub struct Mse;
 impl<F: Scalar> Loss<F> for Mse {
     type Target<'a> = ArrayView2<'a, F>;
 
+    fn check_target(&self, yhat: Shape, y: ArrayView2<'_, F>) -> Result<()> {
+        check_shape("y", [y.nrows(), y.ncols()], yhat)
+    }
+
     fn loss_and_grad(
         &self,
         yhat: ArrayView2<'_, F>,
@@ -61,7 +74,7 @@ impl<F: Scalar> Loss<F> for Mse {
         dyhat: ArrayViewMut2<'_, F>,
     ) -> Result<F> {
         let shape = [yhat.nrows(), yhat.ncols()];
-        check_shape("y", [y.nrows(), y.ncols()], shape)?;
+        Loss::<F>::check_target(self, shape, y)?;
         check_shape("dyhat", [dyhat.nrows(), dyhat.ncols()], shape)?;
         let inv_n = F::one() / F::cast(yhat.nrows() as f64);
         let two_over_n = inv_n + inv_n;
@@ -100,6 +113,14 @@ pub struct SoftmaxCrossEntropy;
 impl<F: Scalar> Loss<F> for SoftmaxCrossEntropy {
     type Target<'a> = ArrayView1<'a, usize>;
 
+    fn check_target(&self, [n, k]: Shape, labels: ArrayView1<'_, usize>) -> Result<()> {
+        check_shape("labels", [1, labels.len()], [1, n])?;
+        match labels.iter().enumerate().find(|&(_, &c)| c >= k) {
+            Some((row, &label)) => Err(Error::InvalidLabel { row, label, classes: k }),
+            None => Ok(()),
+        }
+    }
+
     fn loss_and_grad(
         &self,
         yhat: ArrayView2<'_, F>,
@@ -107,11 +128,8 @@ impl<F: Scalar> Loss<F> for SoftmaxCrossEntropy {
         mut dyhat: ArrayViewMut2<'_, F>,
     ) -> Result<F> {
         let (n, k) = yhat.dim();
-        check_shape("labels", [1, labels.len()], [1, n])?;
+        Loss::<F>::check_target(self, [n, k], labels)?;
         check_shape("dyhat", [dyhat.nrows(), dyhat.ncols()], [n, k])?;
-        if let Some((row, &label)) = labels.iter().enumerate().find(|&(_, &c)| c >= k) {
-            return Err(Error::InvalidLabel { row, label, classes: k });
-        }
         let inv_n = F::one() / F::cast(n as f64);
         let mut total = F::zero();
         for ((logits, mut d), &c) in yhat.rows().into_iter().zip(dyhat.rows_mut()).zip(labels) {
@@ -168,6 +186,10 @@ impl<F: Scalar, L: Loss<F>> Loss<F> for L2<L> {
         dyhat: ArrayViewMut2<'_, F>,
     ) -> Result<F> {
         self.loss.loss_and_grad(yhat, target, dyhat)
+    }
+
+    fn check_target(&self, yhat: Shape, target: Self::Target<'_>) -> Result<()> {
+        self.loss.check_target(yhat, target)
     }
 
     fn l2(&self) -> F {

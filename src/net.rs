@@ -201,8 +201,9 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         self.params.len() * size_of::<F>()
     }
 
-    /// Bytes of the batch workspace: `(3·H + 2·K)·N_max·size_of::<F>()`, where `N_max` is the
-    /// largest batch seen so far (`Y1`, `H1`, `dY1` are N×H; `ŷ`, `dŷ` are N×K).
+    /// Bytes of the batch workspace: `((3·H + 2·K)·N_max + H + K)·size_of::<F>()`, where
+    /// `N_max` is the largest batch seen so far (`Y1`, `H1`, `dY1` are N×H; `ŷ`, `dŷ` are N×K;
+    /// the fused SGD step keeps `db1`, `db2` there too). Zero before the first batch.
     pub fn workspace_bytes(&self) -> usize {
         self.ws.bytes()
     }
@@ -347,7 +348,11 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     ///
     /// A step whose loss, `dŷ` or `dY1` is not finite (or whose gradients are not, for an
     /// optimizer other than SGD) is refused with [`Error::NonFinite`] before any parameter
-    /// changes. Other errors: shapes as in [`forward`](Self::forward) and the loss.
+    /// changes. Other errors: shapes as in [`forward`](Self::forward) and the loss, found
+    /// before anything is written.
+    ///
+    /// Whatever the result, a training step consumes the cached forward pass (a following
+    /// `backward` needs a new `forward`), and `step`/`step_with` need a new `backward`.
     pub fn train_step_with<L: Loss<F>, O: Optimizer<F>>(
         &mut self,
         x: ArrayView2<'_, F>,
@@ -361,7 +366,9 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         }
         let n = self.batch_rows(&x)?;
         let (_, h, k) = self.params.dims();
+        loss.check_target([n, k], target)?;
         self.ws.reserve(n, h, k)?;
+        // From here on the workspace is overwritten: the cached forward pass is gone.
         self.ws.cached = None;
         self.grads_ready = false;
         let b = self.ws.rows(n, h, k);
@@ -378,7 +385,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         let dyhat = mat(b.dyhat, n, k);
         if let Some(lr) = sgd_lr {
             let (a, y1, h1) = (&self.activation, &*b.y1, &*b.h1);
-            return backward_sgd_pass(&mut self.params, a, x, y1, h1, dyhat, b.dy1, &mut self.grads, lr, reg)
+            return backward_sgd_pass(&mut self.params, a, x, y1, h1, dyhat, b.dy1, b.db1, b.db2, lr, reg)
                 .map(|()| l);
         }
         backward_pass(&self.params, &self.activation, x, b.y1, b.h1, dyhat, b.dy1, &mut self.grads, None)?;
@@ -509,7 +516,7 @@ fn backward_pass<F: Scalar, A: Activation>(
 /// then, only if `db1` and `db2` are finite (which they are exactly when every `dY1` and `dŷ`
 /// is, short of overflow in the sums), `W2 ← (1 − lr·reg)·W2 − lr·H1ᵀ·dŷ`, `b2 ← b2 − lr·db2`,
 /// `W1 ← (1 − lr·reg)·W1 − lr·Xᵀ·dY1`, `b1 ← b1 − lr·db1`.
-/// `db1`, `db2` pass through `g`; `dy1` is scratch (N×H).
+/// `dy1` (N×H), `db1` (H) and `db2` (K) are scratch.
 #[allow(clippy::too_many_arguments)]
 fn backward_sgd_pass<F: Scalar, A: Activation>(
     p: &mut Params<F>,
@@ -519,12 +526,12 @@ fn backward_sgd_pass<F: Scalar, A: Activation>(
     h1: &[F],
     dyhat: ArrayView2<'_, F>,
     dy1: &mut [F],
-    g: &mut Gradients<F>,
+    db1: &mut [F],
+    db2: &mut [F],
     lr: F,
     reg: F,
 ) -> Result<()> {
     let (n, (d, h, k)) = (x.nrows(), p.dims());
-    let [_, db1, _, db2] = g.parts_mut();
     gemm(F::one(), dyhat, p.w2().t(), F::zero(), mat_mut(dy1, n, h))?;
     activation_backward(f, y1, h1, dy1, db1);
     bias_backward(dyhat, db2);

@@ -7,7 +7,8 @@ use crate::params::mat;
 use crate::scalar::Scalar;
 
 /// `Y1`, `H1` (N×H), `ŷ`, `dŷ` (N×K) and `dY1` (N×H, holding `dH1` until the activation's
-/// backward turns it into `dY1` in place): `(3·H + 2·K)·N` scalars for a capacity of N rows.
+/// backward turns it into `dY1` in place), plus `db1`, `db2` for the fused SGD step:
+/// `(3·H + 2·K)·N + H + K` scalars for a capacity of N rows.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Workspace<F> {
     /// Rows the buffers hold.
@@ -19,6 +20,7 @@ pub(crate) struct Workspace<F> {
     yhat: Vec<F>,
     dyhat: Vec<F>,
     dy1: Vec<F>,
+    db: Vec<F>,
 }
 
 /// The first `n` rows of every buffer, as flat row-major slices.
@@ -28,6 +30,8 @@ pub(crate) struct Buffers<'a, F> {
     pub yhat: &'a mut [F],
     pub dyhat: &'a mut [F],
     pub dy1: &'a mut [F],
+    pub db1: &'a mut [F],
+    pub db2: &'a mut [F],
 }
 
 impl<F: Scalar> Workspace<F> {
@@ -45,6 +49,7 @@ impl<F: Scalar> Workspace<F> {
             (&mut self.yhat, nk),
             (&mut self.dyhat, nk),
             (&mut self.dy1, nh),
+            (&mut self.db, h + k),
         ] {
             buf.try_reserve_exact(len - buf.len()).map_err(|_| too_large())?;
             buf.resize(len, F::zero());
@@ -58,15 +63,23 @@ impl<F: Scalar> Workspace<F> {
         self.capacity
     }
 
-    /// Bytes held by the buffers: `(3·H + 2·K)·capacity·size_of::<F>()`.
+    /// Bytes held by the buffers: `((3·H + 2·K)·capacity + H + K)·size_of::<F>()`.
     pub(crate) fn bytes(&self) -> usize {
-        let scalars = self.y1.len() + self.h1.len() + self.yhat.len() + self.dyhat.len() + self.dy1.len();
+        let scalars = self.y1.len()
+            + self.h1.len()
+            + self.yhat.len()
+            + self.dyhat.len()
+            + self.dy1.len()
+            + self.db.len();
         scalars * size_of::<F>()
     }
 
     /// The first `n ≤ capacity` rows of every buffer.
     pub(crate) fn rows(&mut self, n: usize, h: usize, k: usize) -> Buffers<'_, F> {
+        let (db1, db2) = self.db.split_at_mut(h);
         Buffers {
+            db1,
+            db2,
             y1: &mut self.y1[..n * h],
             h1: &mut self.h1[..n * h],
             yhat: &mut self.yhat[..n * k],
