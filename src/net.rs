@@ -239,6 +239,14 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         Ok(self.ws.yhat(n, k))
     }
 
+    /// [`forward`](Self::forward), then [`Error::NonFinite`] (`"yhat"`) if any output is NaN or
+    /// infinite (from NaN/Inf in `x`, or overflow), for pipelines that must not pass such
+    /// values on. One extra pass over ŷ.
+    pub fn forward_checked(&mut self, x: ArrayView2<'_, F>) -> Result<ArrayView2<'_, F>> {
+        let yhat = self.forward(x)?;
+        if yhat.iter().all(|v| v.is_finite()) { Ok(yhat) } else { Err(Error::NonFinite { what: "yhat" }) }
+    }
+
     /// `ŷ` for the N×D batch `x`, as an owned array: [`forward`](Self::forward) for callers who
     /// want to keep the result (it allocates it).
     pub fn predict(&mut self, x: ArrayView2<'_, F>) -> Result<Array2<F>> {
