@@ -69,6 +69,7 @@ extern crate openblas_src;
 
 mod activation;
 mod blas;
+mod checkpoint;
 pub mod datasets;
 mod error;
 mod gradcheck;
@@ -84,6 +85,7 @@ mod workspace;
 pub use activation::{Activation, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
 #[cfg(feature = "openblas")]
 pub use blas::{num_threads, openblas_config, set_num_threads};
+pub use checkpoint::{CheckpointError, from_bytes, from_bytes_with, load, load_with, save, to_bytes};
 pub use error::{Error, Result, Shape};
 pub use gradcheck::{GradCheck, GradCheckReport, check_gradients};
 pub use init::Init;
