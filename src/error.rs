@@ -49,7 +49,8 @@ pub enum Error {
     /// A value that must be finite is not: a loss, a gradient or a learning rate. A training
     /// step that sees one is refused before it changes any parameter.
     NonFinite {
-        /// What was not finite: `"loss"`, `"gradient"`, `"lr"` or `"yhat"`.
+        /// What was not finite: `"y1"` (`X·W1 + b1`: NaN/Inf in `x`, or overflow), `"loss"`,
+        /// `"gradient"`, `"lr"` or `"yhat"`.
         what: &'static str,
     },
     /// A class label is not below the number of classes K.

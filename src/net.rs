@@ -354,8 +354,8 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// few passes over the batch, and [`gradients`](Self::gradients) is not updated by it.
     /// Any other optimizer gets the full gradients (L2 term included), left in `gradients`.
     ///
-    /// A step whose loss, `dŷ` or `dY1` is not finite (or whose gradients are not, for an
-    /// optimizer other than SGD) is refused with [`Error::NonFinite`] before any parameter
+    /// A step whose `Y1 = X·W1 + b1` (so, whose input `x`), loss, `dŷ` or `dY1` is not finite
+    /// (or whose gradients are not, for an optimizer other than SGD) is refused with [`Error::NonFinite`] before any parameter
     /// changes. Other errors: shapes as in [`forward`](Self::forward) and the loss, found
     /// before anything is written.
     ///
@@ -380,7 +380,9 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         self.ws.cached = None;
         self.grads_ready = false;
         let b = self.ws.rows(n, h, k);
-        forward_pass(&self.params, &self.activation, x, b.y1, b.h1, b.yhat)?;
+        if !forward_pass(&self.params, &self.activation, x, b.y1, b.h1, b.yhat)? {
+            return Err(Error::NonFinite { what: "y1" });
+        }
         let reg = loss.l2();
         let mut l = loss.loss_and_grad(mat(b.yhat, n, k), target, mat_mut(b.dyhat, n, k))?;
         if reg != F::zero() {
@@ -452,11 +454,15 @@ fn bias_backward<F: Scalar>(dout: ArrayView2<'_, F>, db: &mut [F]) {
     }
 }
 
-/// `H1 = f(Y1)` elementwise.
-fn activation_forward<F: Scalar, A: Activation>(f: &A, y1: &[F], h1: &mut [F]) {
+/// `H1 = f(Y1)` elementwise; returns whether every `Y1` is finite (a saturating `f` can turn
+/// ±∞ into a finite `H1`, so the check is on `Y1`).
+fn activation_forward<F: Scalar, A: Activation>(f: &A, y1: &[F], h1: &mut [F]) -> bool {
+    let mut finite = true;
     for (h, &y) in h1.iter_mut().zip(y1) {
         *h = f.forward(y);
+        finite &= y.is_finite();
     }
+    finite
 }
 
 /// `dY1 = dH1 ⊙ f'(Y1)` in place over `dh1` (N×H, row-major), and `db1 = Σ_rows dY1`, in one
@@ -473,7 +479,9 @@ fn activation_backward<F: Scalar, A: Activation>(f: &A, y1: &[F], h1: &[F], dh1:
 }
 
 /// `Y1 = X·W1 + b1`, `H1 = f(Y1)`, `ŷ = H1·W2 + b2`, each bias seeded into its output and the
-/// GEMM accumulated on top (β = 1).
+/// GEMM accumulated on top (β = 1). Returns whether `Y1` is finite: with finite parameters it
+/// is exactly when `x` is (NaN or ±∞ in a row of `x` reaches every `Y1` of that row), short of
+/// overflow.
 fn forward_pass<F: Scalar, A: Activation>(
     p: &Params<F>,
     f: &A,
@@ -481,15 +489,15 @@ fn forward_pass<F: Scalar, A: Activation>(
     y1: &mut [F],
     h1: &mut [F],
     yhat: &mut [F],
-) -> Result<()> {
+) -> Result<bool> {
     let (n, (_, h, k)) = (x.nrows(), p.dims());
     let [_, b1, _, b2] = p.parts();
     bias_forward(y1, b1); //                                                  Y1 = b1
     gemm(F::one(), x, p.w1(), F::one(), mat_mut(y1, n, h))?; //               Y1 += X·W1
-    activation_forward(f, y1, h1); //                                         H1 = f(Y1)
+    let y1_finite = activation_forward(f, y1, h1); //                         H1 = f(Y1)
     bias_forward(yhat, b2); //                                                ŷ = b2
     gemm(F::one(), mat(h1, n, h), p.w2(), F::one(), mat_mut(yhat, n, k))?; // ŷ += H1·W2
-    Ok(())
+    Ok(y1_finite)
 }
 
 /// `dW2 = H1ᵀ·dŷ`, `db2 = Σ_rows dŷ`, `dH1 = dŷ·W2ᵀ`, `dY1 = dH1 ⊙ f'(Y1)`, `dW1 = Xᵀ·dY1`,

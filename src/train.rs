@@ -27,6 +27,10 @@ pub trait Targets<F: Scalar, L: Loss<F>> {
     /// The number of examples.
     fn examples(&self) -> usize;
 
+    /// Checks every target against `loss` for a network with `outputs` outputs
+    /// ([`Loss::check_target`] over the whole set), before training starts.
+    fn check(&self, loss: &L, outputs: usize) -> Result<()>;
+
     /// Storage for batches of up to `rows` examples.
     fn batch(&self, rows: usize) -> Self::Batch;
 
@@ -50,6 +54,9 @@ where
     fn examples(&self) -> usize {
         self.nrows()
     }
+    fn check(&self, loss: &L, outputs: usize) -> Result<()> {
+        loss.check_target([self.nrows(), outputs], self.view())
+    }
     fn batch(&self, rows: usize) -> Array2<F> {
         Array2::zeros((rows, self.ncols()))
     }
@@ -70,6 +77,9 @@ where
     type Batch = Array1<usize>;
     fn examples(&self) -> usize {
         self.len()
+    }
+    fn check(&self, loss: &L, outputs: usize) -> Result<()> {
+        loss.check_target([self.len(), outputs], self.view())
     }
     fn batch(&self, rows: usize) -> Array1<usize> {
         Array1::zeros(rows)
@@ -158,7 +168,7 @@ pub struct Epoch {
 ///
 /// Buffers for a batch are allocated once, before the first epoch.
 ///
-/// Errors: shape errors before any step; a step that fails (e.g. a non-finite loss) stops
+/// Errors: shape and target errors (a label ≥ K, say) before any step; a step that fails (e.g. a non-finite loss) stops
 /// the loop with [`Error::Training`] naming the epoch and step, the parameters left as the
 /// last good step made them.
 ///
@@ -197,6 +207,7 @@ where
     let n = x.nrows();
     check_shape("targets", [targets.examples(), 1], [n, 1])?;
     check_shape("x", [n, x.ncols()], [n, net.input_dim()])?;
+    targets.check(loss, net.output_dim())?;
     if n == 0 || cfg.batch_size == 0 {
         return Err(Error::Empty {
             operand: if n == 0 { "x" } else { "batch_size" },
