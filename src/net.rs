@@ -208,6 +208,12 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         self.ws.bytes()
     }
 
+    /// Frees the batch workspace (after inference on one very large batch, say); the next
+    /// batch allocates it again. Drops the cached forward pass.
+    pub fn release_workspace(&mut self) {
+        self.ws = Workspace::default();
+    }
+
     /// The largest batch the workspace holds without growing.
     pub fn workspace_rows(&self) -> usize {
         self.ws.capacity()
