@@ -125,6 +125,16 @@ pub(crate) fn gemm<F: Scalar>(
             (v, at)
         }
     };
+    // OpenBLAS applies β ≠ 1 in a pass of its own, one column at a time, which is slow for a
+    // narrow row-major C (N×4 is N columns of 4 to it). Zeroing C with a memset and passing
+    // β = 1 gives the same C at memset speed.
+    let beta = match c.as_slice_memory_order_mut() {
+        Some(s) if beta == F::zero() => {
+            s.fill(F::zero());
+            F::one()
+        }
+        _ => beta,
+    };
     let layout = match order {
         Order::Row => CBLAS_LAYOUT::CblasRowMajor,
         Order::Col => CBLAS_LAYOUT::CblasColMajor,

@@ -78,12 +78,30 @@ impl<F: Scalar> Loss<F> for Mse {
         check_shape("dyhat", [dyhat.nrows(), dyhat.ncols()], shape)?;
         let inv_n = F::one() / F::cast(yhat.nrows() as f64);
         let two_over_n = inv_n + inv_n;
-        let mut sum = F::zero();
-        Zip::from(dyhat).and(yhat).and(y).for_each(|d, &p, &t| {
-            let r = p - t;
-            *d = two_over_n * r;
-            sum += r * r;
-        });
+        let mut dyhat = dyhat;
+        let sum = match (dyhat.as_slice_mut(), yhat.as_slice(), y.as_slice()) {
+            // Contiguous: a few partial sums, so the add chain does not bound the pass.
+            (Some(d), Some(p), Some(t)) => {
+                let mut acc = [F::zero(); 16];
+                for ((d, p), t) in d.chunks_mut(16).zip(p.chunks(16)).zip(t.chunks(16)) {
+                    for (((d, &p), &t), a) in d.iter_mut().zip(p).zip(t).zip(acc.iter_mut()) {
+                        let r = p - t;
+                        *d = two_over_n * r;
+                        *a += r * r;
+                    }
+                }
+                acc.into_iter().sum()
+            }
+            _ => {
+                let mut sum = F::zero();
+                Zip::from(dyhat).and(yhat).and(y).for_each(|d, &p, &t| {
+                    let r = p - t;
+                    *d = two_over_n * r;
+                    sum += r * r;
+                });
+                sum
+            }
+        };
         Ok(sum * inv_n)
     }
 }

@@ -432,30 +432,59 @@ fn l2_backward<F: Scalar>(p: &Params<F>, g: &mut Gradients<F>, reg: F) {
     }
 }
 
-/// `out[i, :] = b` for every row of the row-major `out` (N×len(b)).
+/// `out[i, :] = b` for every row of the row-major `out` (N×len(b)): the first row, then
+/// doubling copies of what is filled, so log₂ N `memcpy` calls rather than one per (short) row.
 fn bias_forward<F: Scalar>(out: &mut [F], b: &[F]) {
-    for row in out.chunks_exact_mut(b.len()) {
-        row.copy_from_slice(b);
+    let Some(first) = out.get_mut(..b.len()) else { return };
+    first.copy_from_slice(b);
+    let mut filled = b.len();
+    while filled < out.len() {
+        let more = filled.min(out.len() - filled);
+        out.copy_within(..more, filled);
+        filled += more;
     }
 }
 
 /// `db = Σ_rows dout`, for the N×len(db) upstream gradient `dout` of any layout.
 fn bias_backward<F: Scalar>(dout: ArrayView2<'_, F>, db: &mut [F]) {
-    db.fill(F::zero());
     match dout.as_slice() {
-        Some(s) => {
-            for row in s.chunks_exact(db.len()) {
-                for (acc, &v) in db.iter_mut().zip(row) {
-                    *acc += v;
+        Some(s) => column_sums(db, |acc| {
+            for block in s.chunks(acc.len()) {
+                for (a, &v) in acc.iter_mut().zip(block) {
+                    *a += v;
+                }
+            }
+        }),
+        None => {
+            db.fill(F::zero());
+            for row in dout.rows() {
+                for (a, &v) in db.iter_mut().zip(row) {
+                    *a += v;
                 }
             }
         }
-        None => {
-            for row in dout.rows() {
-                for (acc, &v) in db.iter_mut().zip(row) {
-                    *acc += v;
-                }
-            }
+    }
+}
+
+/// Accumulators per column sum: a narrow matrix is summed in blocks of whole rows at least
+/// this long, so that its few columns do not each wait on one add chain.
+const LANES: usize = 64;
+
+/// `out = Σ_rows` of a row-major buffer with `out.len()` columns, where `add(acc)` adds the
+/// buffer into `acc` block by block (`for block in buf.chunks(acc.len())`, elementwise). `acc`
+/// holds whole rows, `LANES` or more scalars, so one pass sums any width at full speed.
+fn column_sums<F: Scalar>(out: &mut [F], add: impl FnOnce(&mut [F])) {
+    let width = out.len();
+    out.fill(F::zero());
+    if width >= LANES {
+        return add(out);
+    }
+    let mut lanes = [F::zero(); LANES];
+    let acc = &mut lanes[..LANES / width * width];
+    add(acc);
+    for row in acc.chunks_exact(width) {
+        for (o, &a) in out.iter_mut().zip(row) {
+            *o += a;
         }
     }
 }
@@ -474,14 +503,15 @@ fn activation_forward<F: Scalar, A: Activation>(f: &A, y1: &[F], h1: &mut [F]) -
 /// `dY1 = dH1 ⊙ f'(Y1)` in place over `dh1` (N×H, row-major), and `db1 = Σ_rows dY1`, in one
 /// pass.
 fn activation_backward<F: Scalar, A: Activation>(f: &A, y1: &[F], h1: &[F], dh1: &mut [F], db1: &mut [F]) {
-    let hd = db1.len();
-    db1.fill(F::zero());
-    for ((dy, y), h) in dh1.chunks_exact_mut(hd).zip(y1.chunks_exact(hd)).zip(h1.chunks_exact(hd)) {
-        for (((dy, &y), &h), acc) in dy.iter_mut().zip(y).zip(h).zip(db1.iter_mut()) {
-            *dy = f.backward(y, h, *dy);
-            *acc += *dy;
+    column_sums(db1, |acc| {
+        let m = acc.len();
+        for ((dy, y), h) in dh1.chunks_mut(m).zip(y1.chunks(m)).zip(h1.chunks(m)) {
+            for (((dy, &y), &h), a) in dy.iter_mut().zip(y).zip(h).zip(acc.iter_mut()) {
+                *dy = f.backward(y, h, *dy);
+                *a += *dy;
+            }
         }
-    }
+    });
 }
 
 /// `Y1 = X·W1 + b1`, `H1 = f(Y1)`, `ŷ = H1·W2 + b2`, each bias seeded into its output and the
