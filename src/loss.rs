@@ -71,7 +71,7 @@ impl<F: Scalar> Loss<F> for Mse {
         &self,
         yhat: ArrayView2<'_, F>,
         y: ArrayView2<'_, F>,
-        dyhat: ArrayViewMut2<'_, F>,
+        mut dyhat: ArrayViewMut2<'_, F>,
     ) -> Result<F> {
         let shape = [yhat.nrows(), yhat.ncols()];
         Loss::<F>::check_target(self, shape, y)?;
