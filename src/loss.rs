@@ -78,7 +78,6 @@ impl<F: Scalar> Loss<F> for Mse {
         check_shape("dyhat", [dyhat.nrows(), dyhat.ncols()], shape)?;
         let inv_n = F::one() / F::cast(yhat.nrows() as f64);
         let two_over_n = inv_n + inv_n;
-        let mut dyhat = dyhat;
         let sum = match (dyhat.as_slice_mut(), yhat.as_slice(), y.as_slice()) {
             // Contiguous: a few partial sums, so the add chain does not bound the pass.
             (Some(d), Some(p), Some(t)) => {
