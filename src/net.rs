@@ -448,7 +448,7 @@ fn bias_forward<F: Scalar>(out: &mut [F], b: &[F]) {
 /// `db = Σ_rows dout`, for the N×len(db) upstream gradient `dout` of any layout.
 fn bias_backward<F: Scalar>(dout: ArrayView2<'_, F>, db: &mut [F]) {
     match dout.as_slice() {
-        Some(s) => column_sums(db, |acc| {
+        Some(s) => column_sums(db, s.len(), |acc| {
             for block in s.chunks(acc.len()) {
                 for (a, &v) in acc.iter_mut().zip(block) {
                     *a += v;
@@ -470,17 +470,18 @@ fn bias_backward<F: Scalar>(dout: ArrayView2<'_, F>, db: &mut [F]) {
 /// this long, so that its few columns do not each wait on one add chain.
 const LANES: usize = 64;
 
-/// `out = Σ_rows` of a row-major buffer with `out.len()` columns, where `add(acc)` adds the
-/// buffer into `acc` block by block (`for block in buf.chunks(acc.len())`, elementwise). `acc`
-/// holds whole rows, `LANES` or more scalars, so one pass sums any width at full speed.
-fn column_sums<F: Scalar>(out: &mut [F], add: impl FnOnce(&mut [F])) {
+/// `out = Σ_rows` of a row-major buffer of `len` scalars with `out.len()` columns, where
+/// `add(acc)` adds the buffer into `acc` block by block (`for block in buf.chunks(acc.len())`,
+/// elementwise). `acc` holds whole rows, `LANES` or more scalars unless the buffer is shorter,
+/// so one pass sums any width at full speed.
+fn column_sums<F: Scalar>(out: &mut [F], len: usize, add: impl FnOnce(&mut [F])) {
     let width = out.len();
     out.fill(F::zero());
     if width >= LANES {
         return add(out);
     }
     let mut lanes = [F::zero(); LANES];
-    let acc = &mut lanes[..LANES / width * width];
+    let acc = &mut lanes[..(LANES / width * width).min(len)];
     add(acc);
     for row in acc.chunks_exact(width) {
         for (o, &a) in out.iter_mut().zip(row) {
@@ -503,7 +504,7 @@ fn activation_forward<F: Scalar, A: Activation>(f: &A, y1: &[F], h1: &mut [F]) -
 /// `dY1 = dH1 ⊙ f'(Y1)` in place over `dh1` (N×H, row-major), and `db1 = Σ_rows dY1`, in one
 /// pass.
 fn activation_backward<F: Scalar, A: Activation>(f: &A, y1: &[F], h1: &[F], dh1: &mut [F], db1: &mut [F]) {
-    column_sums(db1, |acc| {
+    column_sums(db1, dh1.len(), |acc| {
         let m = acc.len();
         for ((dy, y), h) in dh1.chunks_mut(m).zip(y1.chunks(m)).zip(h1.chunks(m)) {
             for (((dy, &y), &h), a) in dy.iter_mut().zip(y).zip(h).zip(acc.iter_mut()) {

@@ -153,18 +153,18 @@ impl<F: Scalar> Params<F> {
 
     /// `W1`, D×H.
     pub fn w1(&self) -> ArrayView2<'_, F> {
-        self.view().w1
+        mat(self.parts()[0], self.d, self.h)
     }
     /// `b1`, H.
     pub fn b1(&self) -> ArrayView1<'_, F> {
-        self.view().b1
+        self.parts()[1].into()
     }
     /// `W2`, H×K.
     pub fn w2(&self) -> ArrayView2<'_, F> {
-        self.view().w2
+        mat(self.parts()[2], self.h, self.k)
     }
     /// `b2`, K.
     pub fn b2(&self) -> ArrayView1<'_, F> {
-        self.view().b2
+        self.parts()[3].into()
     }
 }
