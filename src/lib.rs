@@ -52,6 +52,22 @@
 //! provider, turn default features off and link it in your binary, as the blas-src
 //! convention has it (`blas-src` with its provider feature, and `extern crate blas_src;`).
 //!
+//! # Memory
+//!
+//! For a D→H→K network in `F` (4 bytes for `f32`, 8 for `f64`), with `N_max` the largest batch
+//! seen:
+//!
+//! | what | scalars | method |
+//! | --- | --- | --- |
+//! | parameters `W1, b1, W2, b2` | `D·H + H + H·K + K` | [`TwoLayerNet::param_bytes`] |
+//! | gradients, same layout | `D·H + H + H·K + K` | |
+//! | batch workspace `Y1, H1, dY1` (N×H), `ŷ, dŷ` (N×K), `db1, db2` | `(3·H + 2·K)·N_max + H + K` | [`TwoLayerNet::workspace_bytes`] |
+//!
+//! so `(3·H + 2·K)·size_of::<F>()` bytes per sample of batch. The workspace grows only when a
+//! batch is larger than every one before it; [`TwoLayerNet::release_workspace`] frees it.
+//! Optimizers with state hold one (`Momentum`) or two (`Adam`, `AdamW`) more buffers of the
+//! parameters' size.
+//!
 //! # Threads
 //!
 //! OpenBLAS may use several threads for one large GEMM; small products run on the calling
