@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the network's hot paths, at the shapes of the peers harness
 //! (`shared/peers`).
 //!
-//! Three groups, each over the same shapes, ids `GROUP/DTYPE/DxHxK/N=n`:
+//! Four groups, each over the same shapes, ids `GROUP/DTYPE/DxHxK/N=n`:
 //!
 //! - `step`: one full training step, `net.train_step(x, y, &Mse, 1e-3)`: forward, MSE loss and
 //!   its gradient, backward fused with the SGD update. The batch is fixed; the parameters move
@@ -11,6 +11,7 @@
 //!   `gemm-bound`: the floor any CBLAS-based step can reach at that shape. `step / gemm_only`
 //!   is the cost of everything else (bias, ReLU, loss, reductions, updates, checks).
 //! - `forward`: inference, `net.forward(x)`.
+//! - `forward_gemm_only`: the two GEMMs of a forward pass (X·W1, H1·W2) alone, its floor.
 //!
 //! Shapes: tiny 3x4x2 at N = 1, 2, 8, 64, 1024, 16384; MNIST-sized 784x256x10 at N = 1, 32,
 //! 256, 2048; wide 1024x4096x1024 at N = 64, 512, 2048 (f32 only: ≈ 86 GFLOP per step at
@@ -22,7 +23,7 @@
 //! printed on stderr at the start.
 //!
 //! ```text
-//! cargo bench --bench step                              # everything, ≈ 8 minutes on 2 cores
+//! cargo bench --bench step                              # everything, ≈ 10 minutes on 2 cores
 //! cargo bench --bench step -- gemm_only                 # one group
 //! cargo bench --bench step -- 'step/f32/784x256x10/'    # one shape family
 //! cargo bench --bench step -- --test                    # smoke test: each benchmark once
@@ -147,6 +148,15 @@ fn gemm_only<F: Cblas>(g: &mut BenchmarkGroup<'_, WallTime>, id: BenchmarkId, s:
     });
 }
 
+/// Times the two GEMMs of a forward pass, [`Gemms::run_forward`]: the floor of `forward`.
+fn forward_gemm_only<F: Cblas>(g: &mut BenchmarkGroup<'_, WallTime>, id: BenchmarkId, s: Shape) {
+    let mut state = None;
+    g.bench_function(id, |b| {
+        let gemms = state.get_or_insert_with(|| Gemms::<F>::new(s));
+        b.iter(|| gemms.run_forward());
+    });
+}
+
 /// The operands of a step's five GEMMs, allocated once, dense row-major. Only the products
 /// run: `Y1` stands in for `H1`, `ŷ` for `dŷ` and `dH1` for `dY1`, so the inputs never change
 /// and every run does identical work.
@@ -182,6 +192,13 @@ impl<F: Cblas> Gemms<F> {
             dw2: zeros(s.h * s.k),
             dw1: zeros(s.d * s.h),
         }
+    }
+
+    /// The two products of a forward pass.
+    fn run_forward(&mut self) {
+        let Shape { n, d, h, k } = self.s;
+        F::gemm(false, false, [n, h, d], &self.x, &self.w1, &mut self.y1); //     Y1 = X·W1
+        F::gemm(false, false, [n, k, h], &self.y1, &self.w2, &mut self.yhat); //  ŷ = H1·W2
     }
 
     /// The five products, in step order.
@@ -279,5 +296,6 @@ fn main() {
     run_group(&mut c, "step", step_flops, step::<f32>, step::<f64>);
     run_group(&mut c, "gemm_only", step_flops, gemm_only::<f32>, gemm_only::<f64>);
     run_group(&mut c, "forward", forward_flops, forward::<f32>, forward::<f64>);
+    run_group(&mut c, "forward_gemm_only", forward_flops, forward_gemm_only::<f32>, forward_gemm_only::<f64>);
     c.final_summary();
 }
