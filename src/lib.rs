@@ -93,6 +93,8 @@ mod init;
 mod loss;
 mod net;
 mod optim;
+#[cfg(feature = "mpi")]
+pub mod parallel;
 mod params;
 mod scalar;
 mod train;

@@ -1,0 +1,500 @@
+//! Data-parallel training over MPI reproduces single-process training, on every rank.
+//!
+//! A test binary without libtest (`harness = false`), in two roles:
+//!
+//! - **under MPI** (launched by `mpirun`, which sets `OMPI_COMM_WORLD_SIZE`, `PMI_SIZE` or
+//!   `PMIX_RANK`): every rank trains a [`DataParallel`] network on its shard of each global
+//!   batch while also training a plain [`TwoLayerNet`] on the whole global batch, and checks
+//!   that after every step the two agree to 1e-12 (f64), and that every rank holds bit for bit
+//!   the parameters of rank 0. It also checks the error paths: a bad label, an empty shard or a
+//!   NaN on one rank makes every rank return an error, none hangs, and no parameter moves.
+//!   The ranks sum their failures, so every rank exits non-zero if any check failed anywhere.
+//! - **otherwise** (`cargo test --features mpi`): re-launches itself under `mpirun -n 2` and
+//!   `mpirun -n 3 --oversubscribe` (OpenMPI; MPICH's `mpiexec` oversubscribes by itself),
+//!   with `OPENBLAS_NUM_THREADS=1` and, as root, OpenMPI's run-as-root switches, and closes
+//!   with `mpi: P passed, F failed`. `MPIRUN` overrides the launcher found on `PATH`,
+//!   `MPI_TEST_TIMEOUT_SECS` (default 300) bounds each run.
+//!
+//! Run one configuration by hand:
+//!
+//! ```sh
+//! cargo test --features mpi --test mpi_data_parallel --no-run   # prints the binary's path
+//! OPENBLAS_NUM_THREADS=1 mpirun -n 3 --oversubscribe target/debug/deps/mpi_data_parallel-…
+//! ```
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use rand::seq::SliceRandom;
+use rand::{SeedableRng, rngs::StdRng};
+use two_layer_net::ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, s};
+use two_layer_net::parallel::mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
+use two_layer_net::parallel::mpi::datatype::Equivalence;
+use two_layer_net::parallel::mpi::topology::{Communicator, SimpleCommunicator};
+use two_layer_net::parallel::{DataParallel, ParallelError, mpi, shard};
+use two_layer_net::{
+    Activation, Adam, Error, L2, Loss, Momentum, Mse, Optimizer, Scalar, Sgd, SoftmaxCrossEntropy, Tanh,
+    TwoLayerNet, datasets,
+};
+
+/// Parameters of data-parallel and single-process training may differ by this much (f64).
+const TOL: f64 = 1e-12;
+
+/// Set by the launcher to the `-n` it asked for: a worker that finds another world size (an
+/// `mpirun` of another MPI than the one linked starts every process as a world of 1) fails
+/// instead of passing with nothing exchanged.
+const EXPECTED_RANKS: &str = "TWO_LAYER_NET_MPI_TEST_RANKS";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        // What a test lister (nextest) asks of a harness-less binary: one test, not ignored.
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("mpi: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    // `cargo test --features mpi NAME` passes NAME on: like libtest, run only if it matches.
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    if !filters.is_empty() && !filters.iter().any(|f| "mpi".contains(f.as_str())) {
+        println!("mpi: filtered out");
+        return ExitCode::SUCCESS;
+    }
+    if under_mpi() { worker() } else { launcher() }
+}
+
+/// Whether an MPI launcher started this process (OpenMPI, MPICH/Hydra, or PMIx).
+fn under_mpi() -> bool {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"].iter().any(|v| std::env::var_os(v).is_some())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Launcher: run this binary under mpirun with 2 and 3 ranks.
+// ---------------------------------------------------------------------------------------------
+
+fn launcher() -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("mpi: cannot find this test binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(mpirun) = find_mpirun() else {
+        eprintln!("mpi: no `mpirun` or `mpiexec` on PATH (set MPIRUN); install OpenMPI or MPICH");
+        println!("mpi: 0 passed, 1 failed");
+        return ExitCode::FAILURE;
+    };
+    let version = Command::new(&mpirun).arg("--version").output().map(|o| o.stdout).unwrap_or_default();
+    let open_mpi = {
+        let v = String::from_utf8_lossy(&version);
+        v.contains("Open MPI") || v.contains("OpenRTE")
+    };
+    let timeout = std::env::var("MPI_TEST_TIMEOUT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let (mut passed, mut failed) = (0, 0);
+    for (ranks, oversubscribe) in [(2, false), (3, true)] {
+        let mut cmd = Command::new(&mpirun);
+        cmd.arg("-n").arg(ranks.to_string());
+        if oversubscribe && open_mpi {
+            cmd.arg("--oversubscribe");
+        }
+        cmd.arg(&exe).env(EXPECTED_RANKS, ranks.to_string());
+        if std::env::var_os("OPENBLAS_NUM_THREADS").is_none() {
+            cmd.env("OPENBLAS_NUM_THREADS", "1");
+        }
+        if open_mpi && is_root() {
+            cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+        }
+        println!("mpi: {cmd:?}");
+        let start = Instant::now();
+        let outcome = run_with_timeout(cmd, Duration::from_secs(timeout));
+        let secs = start.elapsed().as_secs_f64();
+        match outcome {
+            Ok(()) => {
+                passed += 1;
+                println!("mpi: -n {ranks} ... ok ({secs:.1} s)");
+            }
+            Err(why) => {
+                failed += 1;
+                println!("mpi: -n {ranks} ... FAILED: {why} ({secs:.1} s)");
+            }
+        }
+    }
+    println!("mpi: {passed} passed, {failed} failed");
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// `$MPIRUN`, else `mpirun` or `mpiexec` from `PATH`.
+fn find_mpirun() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MPIRUN") {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH")?;
+    ["mpirun", "mpiexec"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// Whether this process runs as root (OpenMPI refuses root without its two switches).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs `cmd` (output inherited); `Err` on a non-zero exit, a failure to start, or a run
+/// longer than `timeout` (a deadlock), after which the launcher is stopped.
+fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<(), String> {
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("exited with {status}")),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                // SIGTERM first: mpirun forwards it to the ranks; SIGKILL would orphan them.
+                let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+                let grace = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < grace && matches!(child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "timed out after {} s (a rank waiting in a collective?)",
+                    timeout.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("cannot wait for mpirun: {e}")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker: one rank of the MPI job.
+// ---------------------------------------------------------------------------------------------
+
+/// Failed checks of this rank, as messages.
+#[derive(Default)]
+struct Checks {
+    run: usize,
+    failures: Vec<String>,
+}
+
+impl Checks {
+    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        self.run += 1;
+        if !ok {
+            self.failures.push(what());
+        }
+    }
+}
+
+fn worker() -> ExitCode {
+    let Some(universe) = mpi::initialize() else {
+        eprintln!("mpi: MPI was already initialized");
+        return ExitCode::FAILURE;
+    };
+    let world = universe.world();
+    let (rank, size) = (world.rank(), world.size());
+    let mut c = Checks::default();
+    if let Ok(expected) = std::env::var(EXPECTED_RANKS) {
+        c.check(expected == size.to_string(), || {
+            format!("asked for {expected} ranks, MPI reports {size}: an mpirun of another MPI?")
+        });
+    }
+
+    classifier_matches_single_process(&world, &mut c, "sgd", || Sgd::new(0.5));
+    classifier_matches_single_process(&world, &mut c, "momentum", || Momentum::nesterov(0.1, 0.9));
+    classifier_matches_single_process(&world, &mut c, "adam", || Adam::new(1e-2));
+    regression_matches_single_process(&world, &mut c);
+    f32_ranks_agree(&world, &mut c);
+    bad_input_on_one_rank_fails_every_rank(&world, &mut c);
+    nan_on_one_rank_fails_every_rank(&world, &mut c);
+    shapes_must_agree(&world, &mut c);
+
+    // Every rank learns how many checks failed anywhere, so all exit alike.
+    let mine = c.failures.len() as u64;
+    let mut total = 0u64;
+    world.all_reduce_into(&mine, &mut total, SystemOperation::sum());
+    for f in &c.failures {
+        eprintln!("mpi rank {rank}/{size}: FAILED {f}");
+    }
+    if rank == 0 {
+        let verdict = if total == 0 { "all agree" } else { "FAILED" };
+        println!(
+            "mpi -n {size}: {} checks on each rank, {total} failure(s) over all ranks: {verdict}",
+            c.run
+        );
+    }
+    if total == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// The global batches of a run: a seeded shuffle of `0..n`, cut into batches of the given
+/// sizes (cycling), so every rank sees the same sequence.
+fn global_batches(n: usize, sizes: &[usize], steps: usize, seed: u64) -> Vec<Vec<usize>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut rng);
+    (0..steps)
+        .map(|t| {
+            let b = sizes[t % sizes.len()];
+            let start = (t * 13) % (n - b + 1);
+            order[start..start + b].to_vec()
+        })
+        .collect()
+}
+
+fn rows<F: Scalar>(x: ArrayView2<'_, F>, idx: &[usize]) -> Array2<F> {
+    x.select(Axis(0), idx)
+}
+
+/// `max |a − b|` (infinite if either holds a NaN).
+fn max_diff<F: Scalar>(a: &[F], b: &[F]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&a, &b)| (a - b).abs().as_f64())
+        .fold(0.0, |m, d| if d.is_nan() { f64::INFINITY } else { m.max(d) })
+}
+
+/// Whether this rank's parameters are bit for bit rank 0's: an independent check (broadcast
+/// of rank 0's buffer and a bitwise compare) beside the crate's `param_divergence`.
+fn same_as_rank0<F: Scalar + Equivalence>(world: &SimpleCommunicator, params: &[F]) -> bool {
+    let mut theta0 = params.to_vec();
+    world.process_at_rank(0).broadcast_into(&mut theta0[..]);
+    theta0.iter().zip(params).all(|(a, b)| a.as_f64().to_bits() == b.as_f64().to_bits())
+}
+
+/// Trains `steps` data-parallel steps and, beside them, the same steps in one process on the
+/// whole global batch; checks losses after every step and parameters at the end.
+#[allow(clippy::too_many_arguments)]
+fn train_and_compare<A, L, O, T>(
+    world: &SimpleCommunicator,
+    c: &mut Checks,
+    name: &str,
+    mut dp: DataParallel<f64, SimpleCommunicator, A>,
+    mut reference: TwoLayerNet<f64, A>,
+    x: ArrayView2<'_, f64>,
+    targets: &T,
+    batches: &[Vec<usize>],
+    loss: &L,
+    make_opt: impl Fn() -> O,
+) where
+    A: Activation,
+    L: Loss<f64>,
+    O: Optimizer<f64>,
+    T: TargetRows<L>,
+{
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    let (mut opt_dp, mut opt_ref) = (make_opt(), make_opt());
+    c.check(dp.net().params() == reference.params(), || {
+        format!("{name}: rank 0's initial parameters were not broadcast")
+    });
+    for (step, idx) in batches.iter().enumerate() {
+        let xb = rows(x, idx);
+        let tb = targets.rows(idx);
+        let mine = shard(idx.len(), rank, size);
+        let l_ref = reference.train_step_with(xb.view(), T::view(&tb, 0..idx.len()), loss, &mut opt_ref);
+        let l_dp = dp.train_step_with(xb.slice(s![mine.clone(), ..]), T::view(&tb, mine), loss, &mut opt_dp);
+        match (l_ref, l_dp) {
+            (Ok(a), Ok(b)) => c.check((a - b).abs() <= TOL * a.abs().max(1.0), || {
+                format!("{name}, step {step}: global loss {b} vs single-process {a}")
+            }),
+            (a, b) => {
+                c.check(false, || format!("{name}, step {step}: single-process {a:?}, data-parallel {b:?}"))
+            }
+        }
+    }
+    let diff = max_diff(dp.net().params().as_slice(), reference.params().as_slice());
+    c.check(diff <= TOL, || {
+        format!("{name}: after {} steps |θ_dp − θ_single| = {diff:e} > {TOL:e}", batches.len())
+    });
+    let divergence = dp.param_divergence();
+    c.check(divergence == 0.0, || format!("{name}: param_divergence {divergence:e}, expected 0"));
+    c.check(same_as_rank0(world, dp.net().params().as_slice()), || {
+        format!("{name}: parameters differ from rank 0's")
+    });
+}
+
+/// Cutting targets (labels or a matrix) by rows, for the two kinds of loss.
+trait TargetRows<L: Loss<f64>> {
+    type Owned;
+    fn rows(&self, idx: &[usize]) -> Self::Owned;
+    fn view(owned: &Self::Owned, rows: std::ops::Range<usize>) -> L::Target<'_>;
+}
+
+impl<L: for<'a> Loss<f64, Target<'a> = ArrayView1<'a, usize>>> TargetRows<L> for Array1<usize> {
+    type Owned = Array1<usize>;
+    fn rows(&self, idx: &[usize]) -> Array1<usize> {
+        self.select(Axis(0), idx)
+    }
+    fn view(owned: &Array1<usize>, rows: std::ops::Range<usize>) -> ArrayView1<'_, usize> {
+        owned.slice(s![rows])
+    }
+}
+
+impl<L: for<'a> Loss<f64, Target<'a> = ArrayView2<'a, f64>>> TargetRows<L> for Array2<f64> {
+    type Owned = Array2<f64>;
+    fn rows(&self, idx: &[usize]) -> Array2<f64> {
+        self.select(Axis(0), idx)
+    }
+    fn view(owned: &Array2<f64>, rows: std::ops::Range<usize>) -> ArrayView2<'_, f64> {
+        owned.slice(s![rows, ..])
+    }
+}
+
+/// The 3-class spiral, softmax cross-entropy + L2, with batches that split unevenly over 2
+/// and 3 ranks (31, 32, 17, 40 rows).
+fn classifier_matches_single_process<O: Optimizer<f64>>(
+    world: &SimpleCommunicator,
+    c: &mut Checks,
+    name: &str,
+    make_opt: impl Fn() -> O,
+) {
+    let rank = world.rank() as u64;
+    let (x, labels) = datasets::spiral::<f64, _>(40, 3, &mut StdRng::seed_from_u64(7));
+    let reference = TwoLayerNet::<f64>::new(2, 16, 3, &mut StdRng::seed_from_u64(100)).unwrap();
+    // Each rank starts elsewhere: only the broadcast makes them equal.
+    let own = TwoLayerNet::<f64>::new(2, 16, 3, &mut StdRng::seed_from_u64(100 + rank)).unwrap();
+    let dp = DataParallel::new(own, world.duplicate()).unwrap();
+    let batches = global_batches(x.nrows(), &[31, 32, 17, 40], 12, 3);
+    let loss = L2::new(SoftmaxCrossEntropy, 1e-3);
+    let name = format!("spiral/{name}");
+    train_and_compare(world, c, &name, dp, reference, x.view(), &labels, &batches, &loss, make_opt);
+}
+
+/// 1-D regression with MSE and a tanh hidden layer, plain SGD, no penalty.
+fn regression_matches_single_process(world: &SimpleCommunicator, c: &mut Checks) {
+    let rank = world.rank() as u64;
+    let (x, y) = datasets::wave::<f64, _>(60, 0.1, &mut StdRng::seed_from_u64(8));
+    let reference =
+        TwoLayerNet::<f64>::new(1, 8, 1, &mut StdRng::seed_from_u64(50)).unwrap().with_activation(Tanh);
+    let own = TwoLayerNet::<f64>::new(1, 8, 1, &mut StdRng::seed_from_u64(50 + rank))
+        .unwrap()
+        .with_activation(Tanh);
+    let dp = DataParallel::new(own, world.duplicate()).unwrap();
+    let batches = global_batches(x.nrows(), &[7, 60, 11], 9, 4);
+    train_and_compare(world, c, "wave/mse", dp, reference, x.view(), &y, &batches, &Mse, || Sgd::new(0.05));
+}
+
+/// In f32 the ranks still hold bit-identical parameters, close to single-process training.
+fn f32_ranks_agree(world: &SimpleCommunicator, c: &mut Checks) {
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    let (x, labels) = datasets::spiral::<f32, _>(30, 3, &mut StdRng::seed_from_u64(9));
+    let mut reference = TwoLayerNet::<f32>::new(2, 12, 3, &mut StdRng::seed_from_u64(1)).unwrap();
+    let own = TwoLayerNet::<f32>::new(2, 12, 3, &mut StdRng::seed_from_u64(1 + rank as u64)).unwrap();
+    let mut dp = DataParallel::new(own, world.duplicate()).unwrap();
+    let loss = L2::new(SoftmaxCrossEntropy, 1e-3);
+    let (mut opt_dp, mut opt_ref) = (Adam::new(1e-2f32), Adam::new(1e-2f32));
+    for idx in global_batches(x.nrows(), &[29, 30], 6, 5) {
+        let (xb, lb) = (rows(x.view(), &idx), labels.select(Axis(0), &idx));
+        let mine = shard(idx.len(), rank, size);
+        reference.train_step_with(xb.view(), lb.view(), &loss, &mut opt_ref).unwrap();
+        let r = dp.train_step_with(xb.slice(s![mine.clone(), ..]), lb.slice(s![mine]), &loss, &mut opt_dp);
+        c.check(r.is_ok(), || format!("f32: step failed: {r:?}"));
+    }
+    let diff = max_diff(dp.net().params().as_slice(), reference.params().as_slice());
+    c.check(diff <= 1e-4, || format!("f32: |θ_dp − θ_single| = {diff:e} > 1e-4"));
+    let divergence = dp.param_divergence();
+    c.check(divergence == 0.0, || format!("f32: param_divergence {divergence:e}, expected 0"));
+    c.check(same_as_rank0(world, dp.net().params().as_slice()), || {
+        "f32: parameters differ from rank 0's".into()
+    });
+}
+
+/// Checks that a failed step returned `expected` here and `OtherRanks` elsewhere (or the same
+/// error everywhere when `everywhere`), and left the parameters as they were.
+#[allow(clippy::too_many_arguments)]
+fn expect_failed_step<A: Activation>(
+    c: &mut Checks,
+    name: &str,
+    failing_rank: bool,
+    everywhere: bool,
+    result: Result<f64, ParallelError>,
+    expected: impl Fn(&Error) -> bool,
+    before: &[f64],
+    dp: &DataParallel<f64, SimpleCommunicator, A>,
+) {
+    match &result {
+        Err(ParallelError::Step(e)) if (failing_rank || everywhere) && expected(e) => {
+            c.check(true, String::new)
+        }
+        Err(ParallelError::OtherRanks { failed: 1 }) if !failing_rank && !everywhere => {
+            c.check(true, String::new)
+        }
+        other => c.check(false, || format!("{name}: unexpected result {other:?}")),
+    }
+    c.check(dp.net().params().as_slice() == before, || {
+        format!("{name}: a failed step changed the parameters")
+    });
+}
+
+/// A label out of range on the last rank, then an empty shard on the last rank: every rank
+/// returns an error, nobody hangs, no parameter changes, and training goes on afterwards.
+fn bad_input_on_one_rank_fails_every_rank(world: &SimpleCommunicator, c: &mut Checks) {
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    let last = rank == size - 1;
+    let (x, mut labels) = datasets::spiral::<f64, _>(10, 3, &mut StdRng::seed_from_u64(11));
+    let net = TwoLayerNet::<f64>::new(2, 6, 3, &mut StdRng::seed_from_u64(12)).unwrap();
+    let mut dp = DataParallel::new(net, world.duplicate()).unwrap();
+    let (loss, mut opt) = (SoftmaxCrossEntropy, Adam::new(1e-2));
+    let before = dp.net().params().as_slice().to_vec();
+
+    let n = x.nrows();
+    labels[n - 1] = 3; // the last row is in the last rank's shard
+    let mine = dp.local_range(n);
+    let r = dp.train_step_with(x.slice(s![mine.clone(), ..]), labels.slice(s![mine]), &loss, &mut opt);
+    let invalid = |e: &Error| matches!(e, Error::InvalidLabel { label: 3, .. });
+    expect_failed_step(c, "bad label", last, false, r, invalid, &before, &dp);
+
+    // A global batch of P − 1 rows leaves the last rank an empty shard.
+    let mine = dp.local_range(size - 1);
+    let r = dp.train_step_with(x.slice(s![mine.clone(), ..]), labels.slice(s![mine]), &loss, &mut opt);
+    let empty = |e: &Error| matches!(e, Error::Empty { .. });
+    expect_failed_step(c, "empty shard", last, false, r, empty, &before, &dp);
+
+    // The failures left the optimizer and the ranks in step: a good step now still matches.
+    labels[n - 1] = 0;
+    let mine = dp.local_range(n);
+    let r = dp.train_step_with(x.slice(s![mine.clone(), ..]), labels.slice(s![mine]), &loss, &mut opt);
+    c.check(r.is_ok(), || format!("step after failures: {r:?}"));
+    let mut reference = TwoLayerNet::<f64>::new(2, 6, 3, &mut StdRng::seed_from_u64(12)).unwrap();
+    let lr = reference.train_step_with(x.view(), labels.view(), &loss, &mut Adam::new(1e-2)).unwrap();
+    c.check(r.is_ok_and(|l| (l - lr).abs() <= TOL), || "step after failures: loss differs".into());
+    let diff = max_diff(dp.net().params().as_slice(), reference.params().as_slice());
+    c.check(diff <= TOL, || format!("step after failures: |θ_dp − θ_single| = {diff:e}"));
+}
+
+/// A NaN input on rank 0 makes the summed loss NaN: every rank refuses the step alike.
+fn nan_on_one_rank_fails_every_rank(world: &SimpleCommunicator, c: &mut Checks) {
+    let rank = world.rank() as usize;
+    let (mut x, y) = datasets::wave::<f64, _>(12, 0.1, &mut StdRng::seed_from_u64(13));
+    x[[0, 0]] = f64::NAN; // row 0 is rank 0's
+    let net = TwoLayerNet::<f64>::new(1, 4, 1, &mut StdRng::seed_from_u64(14)).unwrap();
+    let mut dp = DataParallel::new(net, world.duplicate()).unwrap();
+    let before = dp.net().params().as_slice().to_vec();
+    let mine = dp.local_range(x.nrows());
+    let r =
+        dp.train_step_with(x.slice(s![mine.clone(), ..]), y.slice(s![mine, ..]), &Mse, &mut Sgd::new(0.1));
+    let non_finite = |e: &Error| matches!(e, Error::NonFinite { .. });
+    expect_failed_step(c, "NaN on rank 0", rank == 0, true, r, non_finite, &before, &dp);
+}
+
+/// Networks of different shapes on different ranks: `new` fails on every rank.
+fn shapes_must_agree(world: &SimpleCommunicator, c: &mut Checks) {
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    if size < 2 {
+        return;
+    }
+    let h = if rank == size - 1 { 5 } else { 4 };
+    let net = TwoLayerNet::<f64>::new(2, h, 3, &mut StdRng::seed_from_u64(15)).unwrap();
+    let r = DataParallel::new(net, world.duplicate()).map(|_| ());
+    let expected = ParallelError::Layout { min: [2, 4, 3], max: [2, 5, 3] };
+    c.check(r.as_ref().err() == Some(&expected), || format!("layout mismatch: {r:?}"));
+}
