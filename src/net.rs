@@ -164,9 +164,11 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         &self.grads
     }
 
-    /// The gradients, mutably, for a caller that combines them before a step (an all-reduce
-    /// across processes); a following [`step_with`](Self::step_with) applies what is here.
+    /// The gradients, mutably, for a caller that combines or sets them before a step (an
+    /// all-reduce across processes); a following [`step`](Self::step) or
+    /// [`step_with`](Self::step_with) applies what is here, even before any `backward`.
     pub fn gradients_mut(&mut self) -> &mut Gradients<F> {
+        self.grads_ready = true;
         &mut self.grads
     }
 
