@@ -11,7 +11,7 @@
 use std::ffi::c_int;
 
 use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::error::{Error, Result, Shape, check_shape};
 use crate::scalar::Scalar;
@@ -55,6 +55,16 @@ fn addressing(rows: usize, cols: usize, strides: &[isize], prefer: Order) -> Opt
     }
 }
 
+/// A row-major copy of `v`, for a view BLAS cannot address; [`Error::TooLarge`] instead of an
+/// abort when it does not fit in memory (a broadcast view can stand for far more than it holds).
+fn dense_copy<F: Scalar>(operand: &'static str, v: ArrayView2<'_, F>) -> Result<Array2<F>> {
+    let too_large = || Error::TooLarge { operand, actual: shape(&v) };
+    let mut data = Vec::new();
+    data.try_reserve_exact(v.len()).map_err(|_| too_large())?;
+    data.extend(v.iter().copied());
+    Array2::from_shape_vec(v.raw_dim(), data).map_err(|_| too_large())
+}
+
 fn shape(v: &ArrayView2<'_, impl Sized>) -> Shape {
     [v.nrows(), v.ncols()]
 }
@@ -71,7 +81,7 @@ fn to_c_int(operand: &'static str, actual: Shape) -> Result<[c_int; 2]> {
 /// Shapes: `a` is m×k, `b` is k×n, `c` is m×n; any strides. With `beta == 0` the old contents
 /// of `c` are not read (NaN in `c` does not propagate). Errors: [`Error::ShapeMismatch`] when the
 /// inner or outer dimensions disagree, [`Error::TooLarge`] when a dimension exceeds `c_int`.
-pub(crate) fn gemm<F: Scalar>(
+pub fn gemm<F: Scalar>(
     alpha: F,
     a: ArrayView2<'_, F>,
     b: ArrayView2<'_, F>,
@@ -98,7 +108,7 @@ pub(crate) fn gemm<F: Scalar>(
 
     // C fixes the layout of the call; A and B are read in whatever layout they have.
     let Some(c_at) = addressing(m, n, c.strides(), Order::Row) else {
-        let mut tmp = c.as_standard_layout().into_owned();
+        let mut tmp = dense_copy("gemm c", c.view())?;
         gemm(alpha, a, b, beta, tmp.view_mut())?;
         c.assign(&tmp);
         return Ok(());
@@ -108,7 +118,7 @@ pub(crate) fn gemm<F: Scalar>(
     let (a, a_at) = match addressing(m, k, a.strides(), order) {
         Some(at) => (a, at),
         None => {
-            a_copy = a.as_standard_layout().into_owned();
+            a_copy = dense_copy("gemm a", a)?;
             let v = a_copy.view();
             let at = addressing(m, k, v.strides(), order)
                 .ok_or(Error::TooLarge { operand: "gemm a", actual: [m, k] })?;
@@ -118,7 +128,7 @@ pub(crate) fn gemm<F: Scalar>(
     let (b, b_at) = match addressing(k, n, b.strides(), order) {
         Some(at) => (b, at),
         None => {
-            b_copy = b.as_standard_layout().into_owned();
+            b_copy = dense_copy("gemm b", b)?;
             let v = b_copy.view();
             let at = addressing(k, n, v.strides(), order)
                 .ok_or(Error::TooLarge { operand: "gemm b", actual: [k, n] })?;

@@ -114,6 +114,13 @@ pub use params::{Gradients, Params, ParamsView, ParamsViewMut};
 pub use scalar::Scalar;
 pub use train::{Epoch, Fit, Progress, Targets, accuracy, fit};
 
+/// Internals exposed to the fuzz targets in `fuzz/` (feature `fuzzing`); not public API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::blas::gemm;
+}
+
 /// The ndarray this crate's API speaks, re-exported so that versions match.
 pub use ndarray;
 /// The rand this crate's constructors take generators from, re-exported so that versions match.
