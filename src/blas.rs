@@ -11,7 +11,7 @@
 use std::ffi::c_int;
 
 use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, CowArray, Ix2};
 
 use crate::error::{Error, Result, Shape, check_shape};
 use crate::scalar::Scalar;
@@ -65,6 +65,23 @@ fn dense_copy<F: Scalar>(operand: &'static str, v: ArrayView2<'_, F>) -> Result<
     Array2::from_shape_vec(v.raw_dim(), data).map_err(|_| too_large())
 }
 
+/// `v` and how BLAS reads it with C in `order`: the view itself, or a dense copy of it when
+/// BLAS cannot address it.
+fn readable<'a, F: Scalar>(
+    operand: &'static str,
+    v: ArrayView2<'a, F>,
+    order: Order,
+) -> Result<(CowArray<'a, F, Ix2>, Addressing)> {
+    let (rows, cols) = v.dim();
+    if let Some(at) = addressing(rows, cols, v.strides(), order) {
+        return Ok((v.into(), at));
+    }
+    let copy = dense_copy(operand, v)?;
+    let at = addressing(rows, cols, copy.strides(), order)
+        .ok_or(Error::TooLarge { operand, actual: [rows, cols] })?;
+    Ok((copy.into(), at))
+}
+
 fn shape(v: &ArrayView2<'_, impl Sized>) -> Shape {
     [v.nrows(), v.ncols()]
 }
@@ -114,27 +131,8 @@ pub fn gemm<F: Scalar>(
         return Ok(());
     };
     let order = c_at.order;
-    let (a_copy, b_copy);
-    let (a, a_at) = match addressing(m, k, a.strides(), order) {
-        Some(at) => (a, at),
-        None => {
-            a_copy = dense_copy("gemm a", a)?;
-            let v = a_copy.view();
-            let at = addressing(m, k, v.strides(), order)
-                .ok_or(Error::TooLarge { operand: "gemm a", actual: [m, k] })?;
-            (v, at)
-        }
-    };
-    let (b, b_at) = match addressing(k, n, b.strides(), order) {
-        Some(at) => (b, at),
-        None => {
-            b_copy = dense_copy("gemm b", b)?;
-            let v = b_copy.view();
-            let at = addressing(k, n, v.strides(), order)
-                .ok_or(Error::TooLarge { operand: "gemm b", actual: [k, n] })?;
-            (v, at)
-        }
-    };
+    let (a, a_at) = readable("gemm a", a, order)?;
+    let (b, b_at) = readable("gemm b", b, order)?;
     // OpenBLAS applies β ≠ 1 in a pass of its own, one column at a time, which is slow for a
     // narrow row-major C (N×4 is N columns of 4 to it). Zeroing C with a memset and passing
     // β = 1 gives the same C at memset speed.
