@@ -331,6 +331,9 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// Errors: [`Error::NoGradients`] if no backward ran since construction (or since a
     /// fused training step); whatever `opt` reports.
     pub fn step_with<O: Optimizer<F>>(&mut self, opt: &mut O) -> Result<()> {
+        if !opt.learning_rate().is_finite() {
+            return Err(Error::NonFinite { what: "lr" });
+        }
         if !self.grads_ready {
             return Err(Error::NoGradients);
         }
@@ -377,7 +380,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         opt: &mut O,
     ) -> Result<F> {
         let sgd_lr = opt.plain_sgd();
-        if sgd_lr.is_some_and(|lr| !lr.is_finite()) {
+        if !opt.learning_rate().is_finite() {
             return Err(Error::NonFinite { what: "lr" });
         }
         let n = self.batch_rows(&x)?;

@@ -358,8 +358,8 @@ fn assert_too_large<T: Debug>(r: Result<T, Error>, what: &str) {
 #[test]
 fn parameters_beyond_memory_are_too_large() {
     let mut rng = StdRng::seed_from_u64(0);
-    // D·H·8 bytes = 2^47 bytes (f64) or 2^46 (f32): beyond the 47-bit user address space on
-    // x86-64 (with the gradients, twice that): try_reserve fails on any kernel setting.
+    // W1 alone is 2^44 f64 or 2^45 f32 scalars, 2^47 bytes (128 TiB): beyond the 47-bit user
+    // address space of x86-64, so try_reserve fails whatever the kernel's overcommit setting.
     assert_too_large(TwoLayerNet::<f64>::new(1 << 22, 1 << 22, 1, &mut rng), "f64 2^22 x 2^22");
     assert_too_large(TwoLayerNet::<f32>::new(1 << 23, 1 << 22, 1, &mut rng), "f32 2^23 x 2^22");
     // Each dimension fits i32; the buffer, about 2^63 scalars, exceeds isize::MAX bytes.
@@ -480,6 +480,34 @@ fn fused_sgd_overflow<A: Activation>(act: A) {
         net.params().as_slice(),
         sgd.params().as_slice()
     );
+}
+
+/// Regression: `train_step_with` once checked the learning rate only for plain SGD, so Adam,
+/// AdamW or momentum with a NaN or ±∞ learning rate returned `Ok` and wrote NaN into every
+/// parameter. Every optimizer's rate is now checked (`NonFinite { what: "lr" }`).
+#[test]
+fn a_non_finite_learning_rate_is_refused_for_every_optimizer() {
+    let (net, x, y, _) = setup::<f64, Relu>(Relu, 7);
+    let before = bits(net.params().as_slice());
+    for lr in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let mut sgd = net.clone();
+        assert_eq!(sgd.train_step(x.view(), y.view(), &Mse, lr), Err(Error::NonFinite { what: "lr" }));
+        let runs: [(&str, TwoLayerNet<f64>, Result<f64, Error>); 3] = {
+            let (mut a, mut w, mut m) = (net.clone(), net.clone(), net.clone());
+            let ra = a.train_step_with(x.view(), y.view(), &Mse, &mut Adam::new(lr));
+            let rw = w.train_step_with(x.view(), y.view(), &Mse, &mut two_layer_net::AdamW::new(lr, 0.01));
+            let rm = m.train_step_with(x.view(), y.view(), &Mse, &mut two_layer_net::Momentum::new(lr, 0.9));
+            [("adam", a, ra), ("adamw", w, rw), ("momentum", m, rm)]
+        };
+        for (name, after, r) in runs {
+            assert!(
+                matches!(r, Err(Error::NonFinite { what: "lr" }))
+                    && bits(after.params().as_slice()) == before,
+                "{name}, lr {lr}: returned {r:?}; parameters finite afterwards: {}",
+                all_finite(after.params().as_slice())
+            );
+        }
+    }
 }
 
 /// Regression: `gemm` copies an operand that BLAS cannot address (here a broadcast, stride 0);

@@ -10,9 +10,10 @@
 //! returned shapes and losses are what the API says; `forward_checked` fails exactly when
 //! `forward`'s output is not finite; a shape error is reported for a mismatched `x`.
 //!
-//! With `TLN_FUZZ_STRICT=1` in the environment it also checks that fused SGD (`train_step`)
-//! refuses a step exactly when the same step through the unfused path (SGD as a generic
-//! optimizer, whose gradients are checked) does: see the finding in fuzz/README.md.
+//! With `TLN_FUZZ_STRICT=1` in the environment it also checks two properties that fail today
+//! (see the findings in fuzz/README.md): fused SGD (`train_step`) refuses a step exactly when the
+//! same step through the unfused path (SGD as a generic optimizer, whose gradients are checked)
+//! does; and a training step with a non-finite learning rate is refused for every optimizer.
 //!
 //! Input format (one byte per field, missing bytes read as 0): see `run`.
 
@@ -295,6 +296,21 @@ fn op<F: Scalar, A: Activation>(
             });
             if let Ok(l) = r {
                 assert!(l.is_finite(), "train step returned a non-finite loss {l}");
+            }
+            // Strict: a step with a non-finite learning rate is refused, whatever the optimizer
+            // (fused SGD refuses it; the generic path does not look at it).
+            if strict() {
+                let opt_lr = match which {
+                    1 => opts.momentum.lr,
+                    2 => opts.adam.lr,
+                    3 => opts.adamw.adam.lr,
+                    _ => lr,
+                };
+                assert!(
+                    r.is_err() || opt_lr.is_finite(),
+                    "a training step with learning rate {opt_lr} returned {r:?}; params: {:?}",
+                    net.params().as_slice()
+                );
             }
             // Strict: fused SGD refuses exactly when the unfused path does.
             // (A non-finite lr is refused by fused SGD only: the generic path does not check it.)
