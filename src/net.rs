@@ -312,18 +312,12 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// Plain SGD with the gradients of the last [`backward`](Self::backward):
     /// `θ ← θ − lr·dθ` for every parameter, in one pass over the flat buffers.
     ///
+    /// [`step_with`](Self::step_with)`(&mut Sgd::new(lr))`.
+    ///
     /// Errors: [`Error::NonFinite`] for a NaN or infinite `lr`; [`Error::NoGradients`] if no
     /// backward ran since construction (or since a fused [`train_step`](Self::train_step)).
     pub fn step(&mut self, lr: F) -> Result<()> {
-        if !lr.is_finite() {
-            return Err(Error::NonFinite { what: "lr" });
-        }
-        if !self.grads_ready {
-            return Err(Error::NoGradients);
-        }
-        sgd(self.params.as_slice_mut(), self.grads.as_slice(), lr);
-        self.ws.cached = None;
-        Ok(())
+        self.step_with(&mut Sgd::new(lr))
     }
 
     /// Applies `opt` to the gradients of the last [`backward`](Self::backward).
@@ -365,10 +359,10 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// few passes over the batch, and [`gradients`](Self::gradients) is not updated by it.
     /// Any other optimizer gets the full gradients (L2 term included), left in `gradients`.
     ///
-    /// A step whose `Y1 = X·W1 + b1` (so, whose input `x`), loss, `dŷ` or `dY1` is not finite
-    /// (or whose gradients are not, for an optimizer other than SGD) is refused with [`Error::NonFinite`] before any parameter
-    /// changes. Other errors: shapes as in [`forward`](Self::forward) and the loss, found
-    /// before anything is written.
+    /// A step whose learning rate, `Y1 = X·W1 + b1` (so, whose input `x`), loss, `dŷ` or `dY1`
+    /// is not finite (or whose gradients are not, for an optimizer other than SGD) is refused
+    /// with [`Error::NonFinite`] before any parameter changes. Other errors: shapes as in
+    /// [`forward`](Self::forward) and the loss, found before anything is written.
     ///
     /// Whatever the result, a training step consumes the cached forward pass (a following
     /// `backward` needs a new `forward`), and `step`/`step_with` need a new `backward`.
