@@ -50,7 +50,8 @@ pub enum Error {
     /// step that sees one is refused before it changes any parameter.
     NonFinite {
         /// What was not finite: `"y1"` (`X·W1 + b1`: NaN/Inf in `x`, or overflow), `"loss"`,
-        /// `"gradient"`, `"lr"` or `"yhat"`.
+        /// `"gradient"`, `"lr"`, `"yhat"`, or `"update"` (an SGD step that would overflow a
+        /// finite parameter to ±∞).
         what: &'static str,
     },
     /// A class label is not below the number of classes K.

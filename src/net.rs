@@ -18,9 +18,9 @@ use crate::blas::gemm;
 use crate::error::{Error, Result, check_shape};
 use crate::init::Init;
 use crate::loss::Loss;
-use crate::optim::{Optimizer, Sgd, sgd};
+use crate::optim::{Optimizer, Sgd, sgd, sgd_is_finite};
 use crate::params::{Gradients, Params, mat, mat_mut};
-use crate::scalar::Scalar;
+use crate::scalar::{Scalar, max_abs};
 use crate::workspace::Workspace;
 
 /// A two-layer network `ŷ = f(X·W1 + b1)·W2 + b2`, with hand-written backward and SGD.
@@ -58,6 +58,10 @@ pub struct TwoLayerNet<F: Scalar, A: Activation = Relu> {
     activation: A,
     /// `grads` holds the gradients of the last `backward` (not invalidated by a fused step).
     grads_ready: bool,
+    /// An upper bound on `|w|` over `W1` and `W2`, carried from one fused SGD step to the next
+    /// so that its overflow check needs no pass over the weights; `None` (recomputed when
+    /// needed) after anything else changes the parameters.
+    w_bound: Option<F>,
 }
 
 impl<F: Scalar, A: Activation + Default> TwoLayerNet<F, A> {
@@ -111,6 +115,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
             ws: Workspace::default(),
             activation,
             grads_ready: false,
+            w_bound: None,
         })
     }
 
@@ -122,6 +127,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
             ws: Workspace::default(),
             activation,
             grads_ready: false,
+            w_bound: self.w_bound,
         }
     }
 
@@ -155,6 +161,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     pub fn params_mut(&mut self) -> &mut Params<F> {
         self.ws.cached = None;
         self.grads_ready = false;
+        self.w_bound = None;
         &mut self.params
     }
 
@@ -331,6 +338,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         if !self.grads_ready {
             return Err(Error::NoGradients);
         }
+        self.w_bound = None;
         opt.step(&mut self.params, &self.grads)?;
         self.ws.cached = None;
         Ok(())
@@ -357,11 +365,14 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// `W ← (1 − lr·reg)·W − lr·Xᵀ·dY1` straight into the weights (α = −lr, β = 1 − lr·reg)
     /// once `dH1` has been taken from the old `W2`. The step then costs the five GEMMs and a
     /// few passes over the batch, and [`gradients`](Self::gradients) is not updated by it.
+    /// As it never sees the weight gradients, it first bounds them, from `max|X|`, `max|dY1|`,
+    /// `max|H1|` and `max|dŷ|`, and fuses only when no entry of the update can overflow;
+    /// otherwise (values within a few orders of `F::MAX`) it takes the unfused path.
     /// Any other optimizer gets the full gradients (L2 term included), left in `gradients`.
     ///
-    /// A step whose learning rate, `Y1 = X·W1 + b1` (so, whose input `x`), loss, `dŷ` or `dY1`
-    /// is not finite (or whose gradients are not, for an optimizer other than SGD) is refused
-    /// with [`Error::NonFinite`] before any parameter changes. Other errors: shapes as in
+    /// A step whose learning rate, `Y1 = X·W1 + b1` (so, whose input `x`), loss, `dŷ`, `dY1`
+    /// or weight gradients are not finite, or whose SGD update would overflow a parameter
+    /// (`"update"`), is refused with [`Error::NonFinite`] before any parameter changes. Other errors: shapes as in
     /// [`forward`](Self::forward) and the loss, found before anything is written.
     ///
     /// Whatever the result, a training step consumes the cached forward pass (a following
@@ -400,9 +411,14 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         let dyhat = mat(b.dyhat, n, k);
         if let Some(lr) = sgd_lr {
             let (a, y1, h1) = (&self.activation, &*b.y1, &*b.h1);
-            return backward_sgd_pass(&mut self.params, a, x, y1, h1, dyhat, b.dy1, b.db1, b.db2, lr, reg)
-                .map(|()| l);
+            let (p, w_bound) = (&mut self.params, &mut self.w_bound);
+            if backward_sgd_pass(p, w_bound, a, x, y1, h1, dyhat, b.dy1, b.db1, b.db2, lr, reg)? {
+                return Ok(l);
+            }
+            // The overflow check could not clear the fused update: take the general path,
+            // which stores the gradients and checks them (and SGD checks the update).
         }
+        self.w_bound = None;
         backward_pass(&self.params, &self.activation, x, b.y1, b.h1, dyhat, b.dy1, &mut self.grads, None)?;
         if reg != F::zero() {
             l2_backward(&self.params, &mut self.grads, reg);
@@ -568,10 +584,16 @@ fn backward_pass<F: Scalar, A: Activation>(
 /// then, only if `db1` and `db2` are finite (which they are exactly when every `dY1` and `dŷ`
 /// is, short of overflow in the sums), `W2 ← (1 − lr·reg)·W2 − lr·H1ᵀ·dŷ`, `b2 ← b2 − lr·db2`,
 /// `W1 ← (1 − lr·reg)·W1 − lr·Xᵀ·dY1`, `b1 ← b1 − lr·db1`.
-/// `dy1` (N×H), `db1` (H) and `db2` (K) are scratch.
+///
+/// The weight gradients are never seen, so before writing, [`fused_update_bound`] proves from
+/// `max|X|`, `max|dY1|`, `max|H1|`, `max|dŷ|` and `w_bound` (≥ `max|W|`) that neither GEMM
+/// can overflow. Returns `Ok(false)`, with nothing written, when it cannot (the caller then
+/// takes the unfused path); otherwise updates and leaves in `w_bound` a bound on the new
+/// weights. `dy1` (N×H), `db1` (H) and `db2` (K) are scratch.
 #[allow(clippy::too_many_arguments)]
 fn backward_sgd_pass<F: Scalar, A: Activation>(
     p: &mut Params<F>,
+    w_bound: &mut Option<F>,
     f: &A,
     x: ArrayView2<'_, F>,
     y1: &[F],
@@ -582,7 +604,7 @@ fn backward_sgd_pass<F: Scalar, A: Activation>(
     db2: &mut [F],
     lr: F,
     reg: F,
-) -> Result<()> {
+) -> Result<bool> {
     let (n, (d, h, k)) = (x.nrows(), p.dims());
     gemm(F::one(), dyhat, p.w2().t(), F::zero(), mat_mut(dy1, n, h))?;
     activation_backward(f, y1, h1, dy1, db1);
@@ -590,13 +612,68 @@ fn backward_sgd_pass<F: Scalar, A: Activation>(
     if !db1.iter().chain(&*db2).all(|v| v.is_finite()) {
         return Err(Error::NonFinite { what: "gradient" });
     }
-    let decay = F::one() - lr * reg;
+    let (x_max, dyhat_max) = (view_max_abs(x), view_max_abs(dyhat));
+    let (dy1_max, h1_max) = (max_abs(dy1), max_abs(h1));
+    let bound = |w_max| {
+        let w1_new = fused_update_bound(n, w_max, lr, reg, x_max, dy1_max)?;
+        let w2_new = fused_update_bound(n, w_max, lr, reg, h1_max, dyhat_max)?;
+        Some(w1_new.max(w2_new))
+    };
+    // A carried bound only ever grows; when it no longer clears the update, the true max may.
+    let new_bound = match w_bound.and_then(bound) {
+        Some(b) => b,
+        None => match bound(weights_max(p)) {
+            Some(b) => b,
+            None => return Ok(false),
+        },
+    };
     let [w1, b1, w2, b2] = p.parts_mut();
+    if !(sgd_is_finite(b1, db1, lr) && sgd_is_finite(b2, db2, lr)) {
+        return Err(Error::NonFinite { what: "update" });
+    }
+    sgd(b2, db2, lr)?;
+    sgd(b1, db1, lr)?;
+    let decay = F::one() - lr * reg;
     gemm(-lr, mat(h1, n, h).t(), dyhat, decay, mat_mut(w2, h, k))?;
-    sgd(b2, db2, lr);
     gemm(-lr, x.t(), mat(dy1, n, h), decay, mat_mut(w1, d, h))?;
-    sgd(b1, db1, lr);
-    Ok(())
+    *w_bound = Some(new_bound);
+    Ok(true)
+}
+
+/// `max|v|` over a view of any layout.
+fn view_max_abs<F: Scalar>(v: ArrayView2<'_, F>) -> F {
+    match v.as_slice_memory_order() {
+        Some(s) => max_abs(s),
+        None => v.fold(F::zero(), |m, &e| m.max(e.abs())),
+    }
+}
+
+/// `max|w|` over `W1` and `W2`.
+fn weights_max<F: Scalar>(p: &Params<F>) -> F {
+    let [w1, _, w2, _] = p.parts();
+    max_abs(w1).max(max_abs(w2))
+}
+
+/// A bound on `|w|` after `W ← (1 − lr·reg)·W − lr·Aᵀ·B` for `A`, `B` with `n` rows,
+/// `|w| ≤ w_max`, `|a| ≤ a_max`, `|b| ≤ b_max`, valid whatever order BLAS sums in; `None`
+/// unless both that bound and the bound on the gradient itself, `dW = Aᵀ·B + reg·W`, are at
+/// most half of `F::MAX`. So when it clears a step, no entry of the fused update overflows,
+/// and the unfused path would have found a finite gradient and a finite update too: the two
+/// paths refuse the same steps.
+///
+/// Exactly, `|(AᵀB)ᵢⱼ| ≤ n·a_max·b_max`. A computed sum of `n` products, with the α and β
+/// scalings, is off by a factor at most `1 + γ`, `γ ≤ (n + 3)·ε` (Higham, *Accuracy and
+/// Stability*, §3.1, for `n·ε ≤ 1/4`), and the bounds themselves by a few more ε: so a bound
+/// `t ≤ MAX/2` keeps every entry finite, and `t·(1 + (n + 16)·ε)` bounds every new `|w|`.
+fn fused_update_bound<F: Scalar>(n: usize, w_max: F, lr: F, reg: F, a_max: F, b_max: F) -> Option<F> {
+    let (n, eps, half_max) = (F::cast(n as f64), F::epsilon(), F::max_value() * F::cast(0.5));
+    if n * eps > F::cast(0.25) {
+        return None;
+    }
+    let product = n * a_max * b_max;
+    let gradient = product + reg.abs() * w_max;
+    let t = (F::one() - lr * reg).abs() * w_max + lr.abs() * product;
+    (gradient <= half_max && t <= half_max).then(|| t * (F::one() + (n + F::cast(16.0)) * eps))
 }
 
 #[cfg(test)]

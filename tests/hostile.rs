@@ -439,31 +439,30 @@ fn huge_broadcast_batches_are_refused() {
     net.train_step(x.view(), labels.view(), &SoftmaxCrossEntropy, 0.1).unwrap();
 }
 
-// ---------------------------------------------------------------------------------------------
-// Findings: failing tests of behavior that breaks the guarantees above, ignored until fixed.
-
-/// Fused SGD computes `W1 ← W1 − lr·Xᵀ·dY1` inside one GEMM and never looks at the weight
-/// gradient, so a finite batch whose gradient overflows writes ±∞ into the weights and the
-/// step returns `Ok`; the same step with any other optimizer checks the gradients and refuses
-/// it with `NonFinite { what: "gradient" }`.
+/// Regression: fused SGD computes `W1 ← W1 − lr·Xᵀ·dY1` inside one GEMM and never looks at
+/// the weight gradient, so a finite batch whose gradient overflowed once wrote −∞ into `W1`
+/// and returned `Ok`, where Adam refused the same step. The fused step now proves from
+/// `max|X|`, `max|dY1|` (and the other layer's) that its GEMMs cannot overflow, and otherwise
+/// takes the unfused path, which checks the gradients.
 #[test]
-#[ignore = "finding: fused SGD writes -inf into W1 when Xᵀ·dY1 overflows (Adam refuses the same step)"]
 fn fused_sgd_refuses_an_overflowing_gradient() {
     fused_sgd_overflow(Relu);
     fused_sgd_overflow(Identity);
 }
 
+/// A 1→1→1 f32 net with weights `w1`, `w2` and zero biases.
+fn net_1x1x1<A: Activation>(w1: f32, w2: f32, act: A) -> TwoLayerNet<f32, A> {
+    let (w1, w2) = (Array2::from_elem((1, 1), w1), Array2::from_elem((1, 1), w2));
+    let (b1, b2) = (Array1::zeros(1), Array1::zeros(1));
+    TwoLayerNet::<f32>::from_params(w1.view(), b1.view(), w2.view(), b2.view()).unwrap().with_activation(act)
+}
+
 /// 1→1→1, f32, `W1 = 1e-10`, `W2 = 1`, biases 0, `x = 1e28`, `y = 0`, lr 0.1: `Y1 = 1e18`,
 /// `ŷ = 1e18`, loss 1e36 (finite), but `dW1 = x·dY1 = 1e28·2e18` overflows to ∞.
 fn fused_sgd_overflow<A: Activation>(act: A) {
-    let w1 = Array2::from_elem((1, 1), 1e-10f32);
-    let w2 = Array2::from_elem((1, 1), 1.0f32);
-    let (b1, b2) = (Array1::zeros(1), Array1::zeros(1));
+    let net = net_1x1x1(1e-10, 1.0, act);
     let x = Array2::from_elem((1, 1), 1e28f32);
     let y = Array2::from_elem((1, 1), 0.0f32);
-    let net = TwoLayerNet::<f32>::from_params(w1.view(), b1.view(), w2.view(), b2.view())
-        .unwrap()
-        .with_activation(act);
     let before = bits(net.params().as_slice());
 
     let mut adam = net.clone();
@@ -473,13 +472,63 @@ fn fused_sgd_overflow<A: Activation>(act: A) {
 
     let mut sgd = net.clone();
     let r = sgd.train_step(x.view(), y.view(), &Mse, 0.1);
-    assert!(
-        matches!(r, Err(Error::NonFinite { .. })) && bits(sgd.params().as_slice()) == before,
-        "{}: train_step returned {r:?}; parameters {:?} -> {:?}",
-        A::NAME,
-        net.params().as_slice(),
-        sgd.params().as_slice()
-    );
+    assert_eq!(r, Err(Error::NonFinite { what: "gradient" }), "{}", A::NAME);
+    assert_eq!(bits(sgd.params().as_slice()), before, "{}", A::NAME);
+}
+
+/// A step whose gradients are finite but whose update `θ − lr·dθ` overflows (a finite but
+/// absurd learning rate) is refused whole with `NonFinite { what: "update" }`, through the
+/// fused path and through `step`.
+#[test]
+fn an_overflowing_sgd_update_is_refused_whole() {
+    // x = 1, y = 0, every parameter 1 (biases 0): every gradient is 2 or 4, lr·dθ overflows.
+    let x = Array2::from_elem((2, 1), 1.0f32);
+    let y = Array2::from_elem((2, 1), 0.0f32);
+    for lr in [3e38f32, -3e38, f32::MAX] {
+        let net = net_1x1x1(1.0, 1.0, Identity);
+        let before = bits(net.params().as_slice());
+        let mut fused = net.clone();
+        let r = fused.train_step(x.view(), y.view(), &Mse, lr);
+        assert_eq!(r, Err(Error::NonFinite { what: "update" }), "lr {lr}: train_step");
+        assert_eq!(bits(fused.params().as_slice()), before, "lr {lr}: train_step");
+
+        let mut split = net.clone();
+        let yhat = split.forward(x.view()).unwrap().to_owned();
+        let mut dyhat = Array2::zeros((2, 1));
+        two_layer_net::Loss::loss_and_grad(&Mse, yhat.view(), y.view(), dyhat.view_mut()).unwrap();
+        split.backward(x.view(), dyhat.view()).unwrap();
+        assert!(all_finite(split.gradients().as_slice()));
+        assert_eq!(split.step(lr), Err(Error::NonFinite { what: "update" }), "lr {lr}: step");
+        assert_eq!(bits(split.params().as_slice()), before, "lr {lr}: step");
+    }
+}
+
+/// A batch on which the fused step's overflow bound `n·max|X|·max|dY1|` is far beyond
+/// `f32::MAX` while the actual `Xᵀ·dY1` is moderate (the large `x` and the large `dY1` sit in
+/// different rows): the step is not refused, and takes the unfused path, whose result it
+/// matches bit for bit.
+#[test]
+fn a_loose_overflow_bound_falls_back_to_the_exact_step() {
+    // Row 0: x = 1e30, ŷ = 1e30·1e-30 = 1, y = 1.5, dŷ = −0.5 → x·dY1 = −5e29.
+    // Row 1: x = 1e-30, ŷ ≈ 0, y = 1e9, dŷ ≈ −1e9 → x·dY1 ≈ −1e-21.
+    // Bound: 2·1e30·1e9 = 2e39 > f32::MAX.
+    let net = net_1x1x1(1e-30, 1.0, Identity);
+    let x = Array2::from_shape_vec((2, 1), vec![1e30f32, 1e-30]).unwrap();
+    let y = Array2::from_shape_vec((2, 1), vec![1.5f32, 1e9]).unwrap();
+    let lr = 1e-31f32;
+
+    let mut fused = net.clone();
+    let l = fused.train_step(x.view(), y.view(), &Mse, lr).unwrap();
+    assert!(l.is_finite() && all_finite(fused.params().as_slice()));
+
+    let mut split = net.clone();
+    let yhat = split.forward(x.view()).unwrap().to_owned();
+    let mut dyhat = Array2::zeros((2, 1));
+    two_layer_net::Loss::loss_and_grad(&Mse, yhat.view(), y.view(), dyhat.view_mut()).unwrap();
+    split.backward(x.view(), dyhat.view()).unwrap();
+    split.step(lr).unwrap();
+    assert_eq!(bits(fused.params().as_slice()), bits(split.params().as_slice()));
+    assert_ne!(bits(fused.params().as_slice()), bits(net.params().as_slice()), "the step moved nothing");
 }
 
 /// Regression: `train_step_with` once checked the learning rate only for plain SGD, so Adam,

@@ -32,3 +32,52 @@ fn every_product_of_a_step_is_one_cblas_call() {
         assert_eq!(gemm_calls(|| net.train_step(x.view(), y.view(), &Mse, 1e-3).unwrap()), 5, "train_step");
     }
 }
+
+/// The weight bound a fused SGD step carries to the next never falls below the true `max|w|`,
+/// over many steps with an L2 decay, in f32 and f64; and every step stays fused.
+#[test]
+fn the_carried_weight_bound_is_an_upper_bound() {
+    fn run<F: crate::Scalar>() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut net = TwoLayerNet::<F>::with_init(6, 5, 3, crate::Init::He, &mut rng).unwrap();
+        let loss = crate::L2::new(Mse, 1e-3);
+        for step in 0..300 {
+            let x =
+                Array2::from_shape_fn((8, 6), |(i, j)| F::cast(((i * 7 + j * 3 + step) % 11) as f64 - 5.0));
+            let y = Array2::from_shape_fn((8, 3), |(i, j)| F::cast(((i + j + step) % 5) as f64 * 0.3));
+            let calls = gemm_calls(|| net.train_step(x.view(), y.view(), &loss, F::cast(1e-3)).unwrap());
+            assert_eq!(calls, 5, "{} step {step} left the fused path", F::NAME);
+            let bound = net.w_bound.expect("a fused step leaves a bound");
+            let max = super::weights_max(&net.params);
+            assert!(bound >= max, "{} step {step}: bound {bound} < max|w| {max}", F::NAME);
+        }
+    }
+    run::<f32>();
+    run::<f64>();
+}
+
+/// `fused_update_bound` against the worst case: every product equal, so that the GEMM's sum
+/// is as large as the bound allows. Just under `F::MAX / 2` the bound clears the update and
+/// the computed weight is within it; just over, it does not clear it; nor does it clear an
+/// update that is small only because `lr` is, on a gradient beyond `F::MAX / 2` (the unfused
+/// path would refuse that gradient).
+#[test]
+fn the_fused_update_bound_covers_the_worst_case() {
+    use crate::blas::gemm;
+    use crate::params::{mat, mat_mut};
+    for n in [1usize, 7, 1000, 100_000] {
+        let (lr, reg, w, a) = (1.0f32, 2e-3f32, 1e3f32, 1e18f32);
+        // b such that |lr|·n·a·b = 0.49·MAX.
+        let b = 0.49 * f32::MAX / (n as f32 * a);
+        let bound = super::fused_update_bound(n, w, lr, reg, a, b).expect("0.49·MAX clears");
+        let (xs, dys) = (vec![a; n], vec![-b; n]);
+        let mut out = [w];
+        gemm(-lr, mat(&xs, n, 1).t(), mat(&dys, n, 1), 1.0 - lr * reg, mat_mut(&mut out, 1, 1)).unwrap();
+        assert!(out[0].is_finite() && out[0].abs() <= bound, "n {n}: |{}| > bound {bound}", out[0]);
+
+        let b_over = 0.51 * f32::MAX / (n as f32 * a);
+        assert_eq!(super::fused_update_bound(n, w, lr, reg, a, b_over), None, "n {n}");
+        let b_gradient = 0.6 * f32::MAX / (n as f32 * a);
+        assert_eq!(super::fused_update_bound(n, w, 0.25, reg, a, b_gradient), None, "n {n}: gradient");
+    }
+}
