@@ -658,8 +658,8 @@ fn weights_max<F: Scalar>(p: &Params<F>) -> F {
 /// `|w| ≤ w_max`, `|a| ≤ a_max`, `|b| ≤ b_max`, valid whatever order BLAS sums in; `None`
 /// unless both that bound and the bound on the gradient itself, `dW = Aᵀ·B + reg·W`, are at
 /// most half of `F::MAX`. So when it clears a step, no entry of the fused update overflows,
-/// and the unfused path would have found a finite gradient and a finite update too: the two
-/// paths refuse the same steps.
+/// and (for weights below `MAX/2`) the unfused path would have found a finite gradient and a
+/// finite update too: the two paths refuse the same steps.
 ///
 /// Exactly, `|(AᵀB)ᵢⱼ| ≤ n·a_max·b_max`. A computed sum of `n` products, with the α and β
 /// scalings, is off by a factor at most `1 + γ`, `γ ≤ (n + 3)·ε` (Higham, *Accuracy and
