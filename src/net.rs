@@ -18,9 +18,9 @@ use crate::blas::gemm;
 use crate::error::{Error, Result, check_shape};
 use crate::init::Init;
 use crate::loss::Loss;
-use crate::optim::{Optimizer, Sgd, sgd, sgd_is_finite};
+use crate::optim::{Optimizer, Sgd, sgd};
 use crate::params::{Gradients, Params, mat, mat_mut};
-use crate::scalar::{Scalar, max_abs};
+use crate::scalar::{MaxAbs, Scalar, max_abs};
 use crate::workspace::Workspace;
 
 /// A two-layer network `ŷ = f(X·W1 + b1)·W2 + b2`, with hand-written backward and SGD.
@@ -372,8 +372,9 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     ///
     /// A step whose learning rate, `Y1 = X·W1 + b1` (so, whose input `x`), loss, `dŷ`, `dY1`
     /// or weight gradients are not finite, or whose SGD update would overflow a parameter
-    /// (`"update"`), is refused with [`Error::NonFinite`] before any parameter changes. Other errors: shapes as in
-    /// [`forward`](Self::forward) and the loss, found before anything is written.
+    /// (`"update"`), is refused with [`Error::NonFinite`] before any parameter changes. Other
+    /// errors: shapes as in [`forward`](Self::forward) and the loss, found before anything is
+    /// written.
     ///
     /// Whatever the result, a training step consumes the cached forward pass (a following
     /// `backward` needs a new `forward`), and `step`/`step_with` need a new `backward`.
@@ -517,14 +518,29 @@ fn activation_forward<F: Scalar, A: Activation>(f: &A, y1: &[F], h1: &mut [F]) -
 }
 
 /// `dY1 = dH1 ⊙ f'(Y1)` in place over `dh1` (N×H, row-major), and `db1 = Σ_rows dY1`, in one
-/// pass.
-fn activation_backward<F: Scalar, A: Activation>(f: &A, y1: &[F], h1: &[F], dh1: &mut [F], db1: &mut [F]) {
+/// pass; with `maxima`, also `[max|dY1|, max|H1|]`, each block taken while it is in cache.
+fn activation_backward<F: Scalar, A: Activation>(
+    f: &A,
+    y1: &[F],
+    h1: &[F],
+    dh1: &mut [F],
+    db1: &mut [F],
+    mut maxima: Option<&mut [MaxAbs<F>; 2]>,
+) {
     column_sums(db1, dh1.len(), |acc| {
         let m = acc.len();
-        for ((dy, y), h) in dh1.chunks_mut(m).zip(y1.chunks(m)).zip(h1.chunks(m)) {
-            for (((dy, &y), &h), a) in dy.iter_mut().zip(y).zip(h).zip(acc.iter_mut()) {
-                *dy = f.backward(y, h, *dy);
-                *a += *dy;
+        // The maxima are taken per span of whole blocks, about 2048 scalars, still in L1.
+        let span = m * (2048 / m).max(1);
+        for ((dy_s, y_s), h_s) in dh1.chunks_mut(span).zip(y1.chunks(span)).zip(h1.chunks(span)) {
+            for ((dy, y), h) in dy_s.chunks_mut(m).zip(y_s.chunks(m)).zip(h_s.chunks(m)) {
+                for (((dy, &y), &h), a) in dy.iter_mut().zip(y).zip(h).zip(acc.iter_mut()) {
+                    *dy = f.backward(y, h, *dy);
+                    *a += *dy;
+                }
+            }
+            if let Some([dy_max, h_max]) = maxima.as_deref_mut() {
+                dy_max.add(dy_s);
+                h_max.add(h_s);
             }
         }
     });
@@ -571,7 +587,7 @@ fn backward_pass<F: Scalar, A: Activation>(
     gemm(F::one(), mat(h1, n, h).t(), dyhat, F::zero(), mat_mut(dw2, h, k))?;
     bias_backward(dyhat, db2);
     gemm(F::one(), dyhat, p.w2().t(), F::zero(), mat_mut(dy1, n, h))?;
-    activation_backward(f, y1, h1, dy1, db1);
+    activation_backward(f, y1, h1, dy1, db1, None);
     gemm(F::one(), x.t(), mat(dy1, n, h), F::zero(), mat_mut(dw1, d, h))?;
     if let Some(dx) = dx {
         gemm(F::one(), mat(dy1, n, h), p.w1().t(), F::zero(), dx)?;
@@ -606,14 +622,15 @@ fn backward_sgd_pass<F: Scalar, A: Activation>(
     reg: F,
 ) -> Result<bool> {
     let (n, (d, h, k)) = (x.nrows(), p.dims());
+    let mut maxima = [MaxAbs::new(), MaxAbs::new()];
     gemm(F::one(), dyhat, p.w2().t(), F::zero(), mat_mut(dy1, n, h))?;
-    activation_backward(f, y1, h1, dy1, db1);
+    activation_backward(f, y1, h1, dy1, db1, Some(&mut maxima));
     bias_backward(dyhat, db2);
     if !db1.iter().chain(&*db2).all(|v| v.is_finite()) {
         return Err(Error::NonFinite { what: "gradient" });
     }
+    let [dy1_max, h1_max] = maxima.map(|m| m.get());
     let (x_max, dyhat_max) = (view_max_abs(x), view_max_abs(dyhat));
-    let (dy1_max, h1_max) = (max_abs(dy1), max_abs(h1));
     let bound = |w_max| {
         let w1_new = fused_update_bound(n, w_max, lr, reg, x_max, dy1_max)?;
         let w2_new = fused_update_bound(n, w_max, lr, reg, h1_max, dyhat_max)?;
@@ -628,11 +645,7 @@ fn backward_sgd_pass<F: Scalar, A: Activation>(
         },
     };
     let [w1, b1, w2, b2] = p.parts_mut();
-    if !(sgd_is_finite(b1, db1, lr) && sgd_is_finite(b2, db2, lr)) {
-        return Err(Error::NonFinite { what: "update" });
-    }
-    sgd(b2, db2, lr)?;
-    sgd(b1, db1, lr)?;
+    sgd([(b1, &*db1), (b2, &*db2)], lr)?;
     let decay = F::one() - lr * reg;
     gemm(-lr, mat(h1, n, h).t(), dyhat, decay, mat_mut(w2, h, k))?;
     gemm(-lr, x.t(), mat(dy1, n, h), decay, mat_mut(w1, d, h))?;

@@ -25,22 +25,22 @@ pub trait Optimizer<F: Scalar> {
     }
 }
 
-/// `θ ← θ − lr·dθ` elementwise over two buffers of the same layout, all or nothing: if any
-/// new `θ` would not be finite (the step overflows), nothing is written and the result is
-/// [`Error::NonFinite`]` { what: "update" }`.
-pub(crate) fn sgd<F: Scalar>(theta: &mut [F], dtheta: &[F], lr: F) -> Result<()> {
-    if !sgd_is_finite(theta, dtheta, lr) {
+/// `θ ← θ − lr·dθ` elementwise for every pair `(θ, dθ)` of buffers of the same layout, all or
+/// nothing: if any new `θ` would not be finite (the step overflows), nothing is written and
+/// the result is [`Error::NonFinite`]` { what: "update" }`.
+pub(crate) fn sgd<F: Scalar, const P: usize>(parts: [(&mut [F], &[F]); P], lr: F) -> Result<()> {
+    let finite = |(theta, dtheta): &(&mut [F], &[F])| {
+        theta.iter().zip(*dtheta).all(|(&t, &d)| (t - lr * d).is_finite())
+    };
+    if !parts.iter().all(finite) {
         return Err(Error::NonFinite { what: "update" });
     }
-    for (t, &d) in theta.iter_mut().zip(dtheta) {
-        *t -= lr * d;
+    for (theta, dtheta) in parts {
+        for (t, &d) in theta.iter_mut().zip(dtheta) {
+            *t -= lr * d;
+        }
     }
     Ok(())
-}
-
-/// Whether every `θ − lr·dθ` is finite.
-pub(crate) fn sgd_is_finite<F: Scalar>(theta: &[F], dtheta: &[F], lr: F) -> bool {
-    theta.iter().zip(dtheta).all(|(&t, &d)| (t - lr * d).is_finite())
 }
 
 /// Plain stochastic gradient descent, the reference note's update: `θ ← θ − lr·dθ`.
@@ -63,7 +63,7 @@ impl<F> Sgd<F> {
 impl<F: Scalar> Optimizer<F> for Sgd<F> {
     fn step(&mut self, params: &mut Params<F>, grads: &Gradients<F>) -> Result<()> {
         check_layout(params, grads)?;
-        sgd(params.as_slice_mut(), grads.as_slice(), self.lr)
+        sgd([(params.as_slice_mut(), grads.as_slice())], self.lr)
     }
     fn learning_rate(&self) -> F {
         self.lr

@@ -70,21 +70,47 @@ impl Scalar for f64 {
     }
 }
 
-/// `max |v|` over `s` (0 when empty), for values already known to be finite (a NaN may or may
-/// not be skipped). 16 independent maxima, each `if a > m { a } else { m }` (one `maxps`, where
-/// `Float::max`'s NaN rule costs three more instructions), so the pass runs at memory speed.
-pub(crate) fn max_abs<F: Scalar>(s: &[F]) -> F {
-    let greater = |m: F, v: F| {
-        let a = v.abs();
-        if a > m { a } else { m }
-    };
-    let mut lanes = [F::zero(); 16];
-    let blocks = s.chunks_exact(lanes.len());
-    let rest = blocks.remainder();
-    for block in blocks {
-        for (m, &v) in lanes.iter_mut().zip(block) {
+/// A running `max |v|` over one or more slices of values already known to be finite (a NaN
+/// may or may not be skipped), kept in 16 independent maxima so that it vectorizes: each
+/// `if a > m { a } else { m }` is one `maxps`, where `Float::max`'s NaN rule costs three more
+/// instructions. Adding a buffer block by block costs no more than one pass over it.
+pub(crate) struct MaxAbs<F>([F; 16]);
+
+impl<F: Scalar> MaxAbs<F> {
+    pub(crate) fn new() -> Self {
+        MaxAbs([F::zero(); 16])
+    }
+
+    /// Takes every `|v|` of `s` into the maxima.
+    pub(crate) fn add(&mut self, s: &[F]) {
+        let greater = |m: F, v: F| {
+            let a = v.abs();
+            if a > m { a } else { m }
+        };
+        // A local copy stays in registers through the loop.
+        let mut lanes = self.0;
+        let blocks = s.chunks_exact(16);
+        let rest = blocks.remainder();
+        for block in blocks {
+            for (m, &v) in lanes.iter_mut().zip(block) {
+                *m = greater(*m, v);
+            }
+        }
+        for (m, &v) in lanes.iter_mut().zip(rest) {
             *m = greater(*m, v);
         }
+        self.0 = lanes;
     }
-    rest.iter().chain(&lanes).fold(F::zero(), |m, &v| greater(m, v))
+
+    /// `max |v|` over everything added (0 if nothing was).
+    pub(crate) fn get(&self) -> F {
+        self.0.iter().fold(F::zero(), |m, &v| if v > m { v } else { m })
+    }
+}
+
+/// `max |v|` over `s` (0 when empty): one [`MaxAbs`] pass.
+pub(crate) fn max_abs<F: Scalar>(s: &[F]) -> F {
+    let mut m = MaxAbs::new();
+    m.add(s);
+    m.get()
 }
