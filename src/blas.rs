@@ -159,7 +159,7 @@ pub fn gemm<F: Scalar>(
     // for the call; all dimensions and leading dimensions fit `c_int`; `c` is a unique
     // mutable borrow, so it overlaps neither `a` nor `b`.
     unsafe {
-        F::cblas_gemm(
+        (F::CBLAS_GEMM)(
             layout,
             trans(a_at),
             trans(b_at),
@@ -179,75 +179,39 @@ pub fn gemm<F: Scalar>(
     Ok(())
 }
 
+/// `cblas_?gemm`'s signature, over the element type `F`.
+type CblasGemm<F> = unsafe extern "C" fn(
+    CBLAS_LAYOUT,
+    CBLAS_TRANSPOSE,
+    CBLAS_TRANSPOSE,
+    c_int,
+    c_int,
+    c_int,
+    F,
+    *const F,
+    c_int,
+    *const F,
+    c_int,
+    F,
+    *mut F,
+    c_int,
+);
+
 /// The element types with a CBLAS `?gemm`. Sealed: it is public only inside this private
 /// module, so [`crate::Scalar`] cannot be implemented outside the crate.
 pub trait Gemm: Copy {
-    /// Forwards to `cblas_sgemm` / `cblas_dgemm`.
-    ///
-    /// # Safety
-    /// The pointers, dimensions and leading dimensions must describe matrices that lie in
-    /// live memory, and `c` must not overlap `a` or `b`.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn cblas_gemm(
-        layout: CBLAS_LAYOUT,
-        ta: CBLAS_TRANSPOSE,
-        tb: CBLAS_TRANSPOSE,
-        m: c_int,
-        n: c_int,
-        k: c_int,
-        alpha: Self,
-        a: *const Self,
-        lda: c_int,
-        b: *const Self,
-        ldb: c_int,
-        beta: Self,
-        c: *mut Self,
-        ldc: c_int,
-    );
+    /// `cblas_sgemm` or `cblas_dgemm`. Calling it is sound only with pointers, dimensions
+    /// and leading dimensions that describe matrices in live memory, `c` overlapping neither
+    /// `a` nor `b`: what [`gemm`] checks.
+    const CBLAS_GEMM: CblasGemm<Self>;
 }
 
 impl Gemm for f32 {
-    unsafe fn cblas_gemm(
-        layout: CBLAS_LAYOUT,
-        ta: CBLAS_TRANSPOSE,
-        tb: CBLAS_TRANSPOSE,
-        m: c_int,
-        n: c_int,
-        k: c_int,
-        alpha: f32,
-        a: *const f32,
-        lda: c_int,
-        b: *const f32,
-        ldb: c_int,
-        beta: f32,
-        c: *mut f32,
-        ldc: c_int,
-    ) {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe { cblas_sys::cblas_sgemm(layout, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) }
-    }
+    const CBLAS_GEMM: CblasGemm<f32> = cblas_sys::cblas_sgemm;
 }
 
 impl Gemm for f64 {
-    unsafe fn cblas_gemm(
-        layout: CBLAS_LAYOUT,
-        ta: CBLAS_TRANSPOSE,
-        tb: CBLAS_TRANSPOSE,
-        m: c_int,
-        n: c_int,
-        k: c_int,
-        alpha: f64,
-        a: *const f64,
-        lda: c_int,
-        b: *const f64,
-        ldb: c_int,
-        beta: f64,
-        c: *mut f64,
-        ldc: c_int,
-    ) {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe { cblas_sys::cblas_dgemm(layout, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) }
-    }
+    const CBLAS_GEMM: CblasGemm<f64> = cblas_sys::cblas_dgemm;
 }
 
 #[cfg(feature = "openblas")]
