@@ -22,24 +22,9 @@ use two_layer_net::fuzzing::gemm;
 use two_layer_net::ndarray::{Array2, ArrayView2, ArrayViewMut2, ShapeBuilder, s};
 use two_layer_net::{Error, Scalar};
 
-/// Reads the input one byte at a time; past its end every byte is 0.
-struct Bytes<'a>(&'a [u8]);
-
-impl Bytes<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-    /// A number in `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        usize::from(self.u8()) % n
-    }
-}
+#[path = "../common/bytes.rs"]
+mod bytes;
+use bytes::Bytes;
 
 /// Strides for one axis, including ones that only a length-1 axis can have (BLAS must then
 /// ignore them) and ones beyond `i32`.

@@ -27,22 +27,11 @@ use two_layer_net::{
     Sgd, Sigmoid, SoftmaxCrossEntropy, Tanh, TwoLayerNet,
 };
 
-/// Reads the input one byte at a time; past its end every byte is 0.
-struct Bytes<'a>(&'a [u8]);
+#[path = "../common/bytes.rs"]
+mod bytes;
+use bytes::Bytes;
 
 impl Bytes<'_> {
-    fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((&b, rest)) => {
-                self.0 = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-    fn below(&mut self, n: usize) -> usize {
-        usize::from(self.u8()) % n
-    }
     fn done(&self) -> bool {
         self.0.is_empty()
     }
