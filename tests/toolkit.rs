@@ -665,6 +665,16 @@ fn cont(_: &Epoch) -> ControlFlow<()> {
     ControlFlow::Continue(())
 }
 
+/// `fit` on `labels` with softmax cross-entropy and SGD at lr 0.1, every epoch continued.
+fn fit_ce<A: Activation>(
+    net: &mut TwoLayerNet<f64, A>,
+    x: &Array2<f64>,
+    labels: &Array1<usize>,
+    cfg: &Fit,
+) -> Result<Vec<Epoch>, Error> {
+    fit(net, x.view(), labels.view(), &SoftmaxCrossEntropy, &mut Sgd::new(0.1), cfg, cont)
+}
+
 /// A small classification set: N×3 inputs, labels in 0..3.
 fn class_data(n: usize, seed: u64) -> (Array2<f64>, Array1<usize>) {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -741,16 +751,7 @@ fn fit_batch_larger_than_data_is_one_full_batch() {
     let (x, labels) = class_data(9, 34);
     let mut net = random_net(3, 5, 3, 35);
     let mut manual = net.clone();
-    let hist = fit(
-        &mut net,
-        x.view(),
-        labels.view(),
-        &SoftmaxCrossEntropy,
-        &mut Sgd::new(0.1),
-        &quiet(1, 100, false, 0),
-        cont,
-    )
-    .unwrap();
+    let hist = fit_ce(&mut net, &x, &labels, &quiet(1, 100, false, 0)).unwrap();
     let acc0 = accuracy(&mut manual, x.view(), labels.view()).unwrap();
     let l = manual.train_step(x.view(), labels.view(), &SoftmaxCrossEntropy, 0.1).unwrap();
     assert_eq!(hist[0].loss.to_bits(), l.to_bits());
@@ -776,8 +777,7 @@ fn fit_on_epoch_break_stops_early() {
     assert_eq!(hist.iter().map(|e| e.epoch).collect::<Vec<_>>(), [0, 1, 2]);
     // Same as asking for 3 epochs.
     let cfg3 = Fit { epochs: 3, ..cfg };
-    fit(&mut reference, x.view(), labels.view(), &SoftmaxCrossEntropy, &mut Sgd::new(0.1), &cfg3, cont)
-        .unwrap();
+    fit_ce(&mut reference, &x, &labels, &cfg3).unwrap();
     assert_eq!(bits(net.params()), bits(reference.params()));
 }
 
@@ -786,16 +786,7 @@ fn fit_reports_accuracy_for_labels_only() {
     let (x, labels) = class_data(30, 38);
     let y = Array2::from_shape_fn((30, 3), |(i, j)| if labels[i] == j { 1.0 } else { 0.0 });
     let mut net = random_net(3, 6, 3, 39);
-    let h = fit(
-        &mut net,
-        x.view(),
-        labels.view(),
-        &SoftmaxCrossEntropy,
-        &mut Sgd::new(0.1),
-        &quiet(3, 8, true, 1),
-        cont,
-    )
-    .unwrap();
+    let h = fit_ce(&mut net, &x, &labels, &quiet(3, 8, true, 1)).unwrap();
     assert!(h.iter().all(|e| e.accuracy.is_some_and(|a| (0.0..=1.0).contains(&a))), "{h:?}");
     // An L2-wrapped classifier loss still reports accuracy.
     let h = fit(
@@ -998,16 +989,7 @@ fn fit_empty_batch_size_is_an_error() {
     let (x, labels) = class_data(5, 48);
     let mut net = random_net(3, 4, 3, 49);
     let before = bits(net.params());
-    let err = fit(
-        &mut net,
-        x.view(),
-        labels.view(),
-        &SoftmaxCrossEntropy,
-        &mut Sgd::new(0.1),
-        &quiet(1, 0, false, 0),
-        cont,
-    )
-    .unwrap_err();
+    let err = fit_ce(&mut net, &x, &labels, &quiet(1, 0, false, 0)).unwrap_err();
     assert!(matches!(err, Error::Empty { .. }), "{err:?}");
     assert_eq!(bits(net.params()), before);
 }
@@ -1146,15 +1128,7 @@ fn fit_infinite_input_tanh_stops_at_its_step() {
     x[[1, 2]] = f64::INFINITY;
     let mut net = random_net_with::<Tanh>(3, 5, 3, 60);
     let before = bits(net.params());
-    let result = fit(
-        &mut net,
-        x.view(),
-        labels.view(),
-        &SoftmaxCrossEntropy,
-        &mut Sgd::new(0.1),
-        &quiet(2, 4, false, 0),
-        cont,
-    );
+    let result = fit_ce(&mut net, &x, &labels, &quiet(2, 4, false, 0));
     let non_finite = net.params().as_slice().iter().filter(|p| !p.is_finite()).count();
     assert!(
         matches!(&result, Err(Error::Training { epoch: 0, step: 0, source }) if matches!(**source, Error::NonFinite { .. })),
