@@ -529,7 +529,8 @@ fn activation_backward<F: Scalar, A: Activation>(
 ) {
     column_sums(db1, dh1.len(), |acc| {
         let m = acc.len();
-        // The maxima are taken per span of whole blocks, about 2048 scalars, still in L1.
+        // The maxima are taken per span of whole blocks (about 2048 scalars, or one block if
+        // that is longer) just after the span is written, while it is still in cache.
         let span = m * (2048 / m).max(1);
         for ((dy_s, y_s), h_s) in dh1.chunks_mut(span).zip(y1.chunks(span)).zip(h1.chunks(span)) {
             for ((dy, y), h) in dy_s.chunks_mut(m).zip(y_s.chunks(m)).zip(h_s.chunks(m)) {
