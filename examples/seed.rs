@@ -27,7 +27,7 @@ fn main() -> Result<(), two_layer_net::Error> {
     let mut dx = Array2::zeros((n, d));
     net.backward_with_dx(x.view(), dyhat.view(), dx.view_mut())?;
 
-    let g = net.gradients();
+    let g = net.gradients()?;
     println!("shapes (N={n}, D={d}, H={h}, K={k}):");
     for (name, shape) in [
         ("X", x.dim()),

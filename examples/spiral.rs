@@ -98,11 +98,8 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
     let curve: Vec<(usize, f64)> = if batch == n {
         let mut curve = Vec::with_capacity(steps);
         for step in 0..steps {
-            let acc = if step % PRINT_EVERY == 0 {
-                Some(accuracy(&mut net, x.view(), labels.view())?)
-            } else {
-                None
-            };
+            let acc =
+                if step % PRINT_EVERY == 0 { Some(accuracy(&net, x.view(), labels.view())?) } else { None };
             let l = net
                 .train_step_with(x.view(), labels.view(), &loss, &mut opt)
                 .map_err(|e| format!("training stopped at step {step}: {e} (try a smaller --lr)"))?;
@@ -142,7 +139,7 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
     let train_secs = start.elapsed().as_secs_f64();
 
     let done = curve.last().map_or(0, |&(step, _)| step + 1);
-    let acc = accuracy(&mut net, x.view(), labels.view())?;
+    let acc = accuracy(&net, x.view(), labels.view())?;
     println!("training accuracy: {:.2}% (after {done} steps, {train_secs:.2} s)", 100.0 * acc);
 
     fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;

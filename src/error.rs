@@ -43,8 +43,9 @@ pub enum Error {
         /// Rows of the last forward pass, if there was one.
         cached: Option<usize>,
     },
-    /// `step` was called with no gradients to apply (no `backward` since construction or
-    /// since the last fused `train_step`).
+    /// No gradients to read or apply: no `backward` since construction, since the parameters
+    /// were changed by hand, or since a fused [`train_step`](crate::TwoLayerNet::train_step),
+    /// which never stores them.
     NoGradients,
     /// A value that must be finite is not: a loss, a gradient or a learning rate. A training
     /// step that sees one is refused before it changes any parameter.
@@ -62,6 +63,16 @@ pub enum Error {
         label: usize,
         /// K, the number of classes (outputs).
         classes: usize,
+    },
+    /// An optimizer state does not fit the optimizer it is restored into.
+    State {
+        /// What differs: `"kind"`, `"hyperparameters"`, `"buffers"`, `"slot buffers"`, or a
+        /// hyperparameter's name.
+        what: String,
+        /// What the optimizer needs.
+        expected: String,
+        /// What the state has.
+        found: String,
     },
     /// A training loop stopped at a step that failed; nothing of that step was applied.
     Training {
@@ -98,7 +109,12 @@ impl fmt::Display for Error {
             Error::NoForward { batch, cached: None } => {
                 write!(f, "backward on a batch of {batch} rows before any forward pass")
             }
-            Error::NoGradients => write!(f, "step called with no gradients: call backward first"),
+            Error::NoGradients => {
+                write!(f, "no gradients: call backward first (a fused train_step does not store them)")
+            }
+            Error::State { what, expected, found } => {
+                write!(f, "optimizer state: {what}: expected {expected}, found {found}")
+            }
             Error::NonFinite { what } => write!(f, "{what} is not finite"),
             Error::InvalidLabel { row, label, classes } => {
                 write!(f, "labels: label {label} in row {row} is not below the {classes} classes")

@@ -99,6 +99,7 @@ mod params;
 mod scalar;
 mod train;
 mod workspace;
+pub use workspace::Scratch;
 
 pub use activation::{Activation, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
 #[cfg(feature = "openblas")]
@@ -109,7 +110,7 @@ pub use gradcheck::{GradCheck, GradCheckReport, check_gradients};
 pub use init::Init;
 pub use loss::{L2, Loss, Mse, SoftmaxCrossEntropy};
 pub use net::TwoLayerNet;
-pub use optim::{Adam, AdamW, Momentum, Optimizer, Sgd};
+pub use optim::{Adam, AdamW, Decay, Momentum, Optimizer, OptimizerState, Sgd, Slot, SlotState};
 pub use params::{Gradients, Params, ParamsView, ParamsViewMut};
 pub use scalar::Scalar;
 pub use train::{Epoch, Fit, Progress, Targets, accuracy, fit};

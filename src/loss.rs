@@ -3,6 +3,7 @@
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Zip};
 
 use crate::error::{Error, Result, Shape, check_shape};
+use crate::params::{Gradients, Params};
 use crate::scalar::Scalar;
 
 /// A loss over a batch: the value and `dŷ = ∂L/∂ŷ` in one pass, written into a buffer the
@@ -170,7 +171,9 @@ impl<F: Scalar> Loss<F> for SoftmaxCrossEntropy {
 /// CS231n convention, whose gradient is `reg·W`.
 ///
 /// The penalty is applied by the network's training steps (`train_step`, `train_step_with`,
-/// `fit`), which see the weights; `loss_and_grad` itself returns the data loss only.
+/// `fit`), which see the weights; `loss_and_grad` itself returns the data loss only, and
+/// [`TwoLayerNet::penalty`](crate::TwoLayerNet::penalty) the penalty alone. The same `reg` as
+/// PyTorch's coupled `weight_decay` in `SGD` or `Adam`, which decay the biases too.
 ///
 /// ```
 /// use two_layer_net::{L2, Loss, SoftmaxCrossEntropy};
@@ -211,5 +214,26 @@ impl<F: Scalar, L: Loss<F>> Loss<F> for L2<L> {
 
     fn l2(&self) -> F {
         F::cast(self.reg) + self.loss.l2()
+    }
+}
+
+/// `0.5·reg·(ΣW1² + ΣW2²)`, the L2 penalty on the weights of `p` (zero when `reg` is).
+pub(crate) fn l2_penalty<F: Scalar>(reg: F, p: &Params<F>) -> F {
+    if reg == F::zero() {
+        return F::zero();
+    }
+    let [w1, _, w2, _] = p.parts();
+    F::cast(0.5) * reg * w1.iter().chain(w2).map(|&w| w * w).sum::<F>()
+}
+
+/// `dW += reg·W` for both weight matrices: the gradient of [`l2_penalty`].
+pub(crate) fn l2_backward<F: Scalar>(reg: F, p: &Params<F>, g: &mut Gradients<F>) {
+    if reg == F::zero() {
+        return;
+    }
+    let [w1, _, w2, _] = p.parts();
+    let [dw1, _, dw2, _] = g.parts_mut();
+    for (dw, &w) in dw1.iter_mut().zip(w1).chain(dw2.iter_mut().zip(w2)) {
+        *dw += reg * w;
     }
 }

@@ -10,18 +10,23 @@
 //! Each pass is a free function over the parameters and the workspace, in the order of the
 //! math; [`TwoLayerNet`] checks shapes, owns the buffers and calls them.
 
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 
 use crate::activation::{Activation, Relu};
 use crate::blas::gemm;
 use crate::error::{Error, Result, check_shape};
 use crate::init::Init;
-use crate::loss::Loss;
-use crate::optim::{Optimizer, Sgd, sgd};
+use crate::loss::{Loss, l2_backward, l2_penalty};
+use crate::optim::{Decay, Optimizer, Sgd, Slot};
 use crate::params::{Gradients, Params, mat, mat_mut};
-use crate::scalar::{MaxAbs, Scalar, max_abs};
+use crate::scalar::{MaxAbs, Scalar};
 use crate::workspace::Workspace;
+
+mod fused;
+mod predict;
+
+pub(crate) use predict::argmax;
 
 /// A two-layer network `ŷ = f(X·W1 + b1)·W2 + b2`, with hand-written backward and SGD.
 ///
@@ -165,10 +170,14 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         &mut self.params
     }
 
-    /// `dW1`, `db1`, `dW2`, `db2` from the last [`backward`](Self::backward), in the layout of
-    /// [`params`](Self::params). Zero before the first backward.
-    pub fn gradients(&self) -> &Gradients<F> {
-        &self.grads
+    /// `dW1`, `db1`, `dW2`, `db2` from the last [`backward`](Self::backward) (or
+    /// [`train_step_with`](Self::train_step_with)), in the layout of [`params`](Self::params).
+    ///
+    /// Errors: [`Error::NoGradients`] before the first backward, after the parameters were
+    /// changed by hand, and after a fused [`train_step`](Self::train_step), which never stores
+    /// them.
+    pub fn gradients(&self) -> Result<&Gradients<F>> {
+        if self.grads_ready { Ok(&self.grads) } else { Err(Error::NoGradients) }
     }
 
     /// The gradients, mutably, for a caller that combines or sets them before a step (an
@@ -179,14 +188,42 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         &mut self.grads
     }
 
-    /// Adds the gradient of the L2 penalty `0.5·reg·(ΣW1² + ΣW2²)` to the gradients of the last
-    /// backward (`dW += reg·W`, biases untouched) and returns the penalty, for callers of
-    /// `backward` + [`step_with`](Self::step_with) that regularize as the training steps do.
-    pub fn add_l2_to_gradients(&mut self, reg: F) -> F {
-        l2_backward(&self.params, &mut self.grads, reg);
-        F::cast(0.5) * reg * l2_norm_sq(&self.params)
+    /// The parameters with their gradients, as an [`Optimizer`] updates them; weight decay
+    /// ([`AdamW`](crate::AdamW)) applies to `W1` and `W2`, not to the biases. Put it in one
+    /// list with slots of your own to update them all in one step.
+    ///
+    /// Errors: [`Error::NoGradients`] as for [`gradients`](Self::gradients).
+    ///
+    /// ```
+    /// use two_layer_net::{Adam, Mse, Optimizer, Slot, TwoLayerNet, ndarray::array};
+    /// use two_layer_net::rand::{SeedableRng, rngs::StdRng};
+    ///
+    /// let mut net = TwoLayerNet::<f64>::new(2, 3, 1, &mut StdRng::seed_from_u64(0))?;
+    /// let (mut extra, d_extra) = (vec![1.0], vec![0.5]); // a parameter of your own
+    /// let x = array![[1.0, 2.0]];
+    /// net.forward(x.view())?;
+    /// net.backward(x.view(), array![[0.1]].view())?;
+    /// let mut adam = Adam::new(1e-3);
+    /// adam.step(&mut [net.slot()?, Slot::new(&mut extra, &d_extra)])?;
+    /// assert!(extra[0] < 1.0);
+    /// # Ok::<(), two_layer_net::Error>(())
+    /// ```
+    pub fn slot(&mut self) -> Result<Slot<'_, F>> {
+        if !self.grads_ready {
+            return Err(Error::NoGradients);
+        }
+        // The caller is about to change the parameters: what was derived from them is stale.
+        self.ws.cached = None;
+        self.w_bound = None;
+        let (params, weights) = self.params.as_slice_mut_with_weights();
+        Ok(Slot::new(params, self.grads.as_slice()).with_decay(Decay::Ranges(weights)))
     }
 
+    /// The L2 penalty of `loss` on the current weights, `0.5·reg·(ΣW1² + ΣW2²)` (zero unless
+    /// `loss` is an [`L2`](crate::L2)): what the training steps add to the data loss.
+    pub fn penalty<L: Loss<F>>(&self, loss: &L) -> F {
+        l2_penalty(loss.l2(), &self.params)
+    }
     /// `W1`, D×H.
     pub fn w1(&self) -> ArrayView2<'_, F> {
         self.params.w1()
@@ -249,7 +286,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         self.ws.reserve(n, h, k)?;
         self.ws.cached = None;
         let b = self.ws.rows(n, h, k);
-        forward_pass(&self.params, &self.activation, x, b.y1, b.h1, b.yhat)?;
+        forward_pass(&self.params, &self.activation, x, b.y1, Some(b.h1), b.yhat)?;
         self.ws.cached = Some(n);
         Ok(self.ws.yhat(n, k))
     }
@@ -260,12 +297,6 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     pub fn forward_checked(&mut self, x: ArrayView2<'_, F>) -> Result<ArrayView2<'_, F>> {
         let yhat = self.forward(x)?;
         if yhat.iter().all(|v| v.is_finite()) { Ok(yhat) } else { Err(Error::NonFinite { what: "yhat" }) }
-    }
-
-    /// `ŷ` for the N×D batch `x`, as an owned array: [`forward`](Self::forward) for callers who
-    /// want to keep the result (it allocates it).
-    pub fn predict(&mut self, x: ArrayView2<'_, F>) -> Result<Array2<F>> {
-        self.forward(x).map(|yhat| yhat.to_owned())
     }
 
     /// `ŷ` of the last forward pass over `n` rows, including the one inside a training step.
@@ -321,63 +352,39 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     ///
     /// [`step_with`](Self::step_with)`(&mut Sgd::new(lr))`.
     ///
-    /// Errors: [`Error::NonFinite`] for a NaN or infinite `lr`; [`Error::NoGradients`] if no
-    /// backward ran since construction (or since a fused [`train_step`](Self::train_step)).
+    /// Errors: [`Error::NoGradients`] as for [`gradients`](Self::gradients); as
+    /// [`Optimizer::step`] (a non-finite `lr` or gradient, an overflowing update), with every
+    /// parameter left as it was.
     pub fn step(&mut self, lr: F) -> Result<()> {
         self.step_with(&mut Sgd::new(lr))
     }
 
-    /// Applies `opt` to the gradients of the last [`backward`](Self::backward).
+    /// The update phase: `opt` applied to the gradients of the last
+    /// [`backward`](Self::backward), `opt.step(&mut [self.slot()?])`.
     ///
-    /// Errors: [`Error::NoGradients`] if no backward ran since construction (or since a
-    /// fused training step); whatever `opt` reports.
+    /// Errors: [`Error::NoGradients`] as for [`gradients`](Self::gradients); whatever `opt`
+    /// reports, with the parameters and `opt`'s state left as they were.
     pub fn step_with<O: Optimizer<F>>(&mut self, opt: &mut O) -> Result<()> {
         if !opt.learning_rate().is_finite() {
             return Err(Error::NonFinite { what: "lr" });
         }
-        if !self.grads_ready {
-            return Err(Error::NoGradients);
-        }
-        self.w_bound = None;
-        opt.step(&mut self.params, &self.grads)?;
-        self.ws.cached = None;
-        Ok(())
+        opt.step(&mut [self.slot()?])
     }
 
-    /// One training step with plain SGD at learning rate `lr`:
-    /// [`train_step_with`](Self::train_step_with)`(x, target, loss, &mut Sgd::new(lr))`.
-    pub fn train_step<L: Loss<F>>(
-        &mut self,
-        x: ArrayView2<'_, F>,
-        target: L::Target<'_>,
-        loss: &L,
-        lr: F,
-    ) -> Result<F> {
-        self.train_step_with(x, target, loss, &mut Sgd::new(lr))
-    }
-
-    /// One training step on the batch (`x`, `target`): forward, `loss` (plus its L2 penalty
-    /// `0.5·reg·(ΣW1² + ΣW2²)`, see [`Loss::l2`]), backward, and the update `opt`. Returns the
-    /// loss before the update.
+    /// One training step on the batch (`x`, `target`), in four phases: forward, `loss` (its
+    /// value, plus the L2 penalty of an [`L2`](crate::L2) loss; `dŷ` into the workspace),
+    /// backward (the gradients, plus `reg·W` for the penalty, kept in
+    /// [`gradients`](Self::gradients)), and the update `opt`. Returns the loss before the
+    /// update.
     ///
-    /// With plain SGD ([`Optimizer::plain_sgd`]) backward and update are fused: the weight
-    /// gradients are never stored, the two weight-gradient GEMMs write
-    /// `W ← (1 − lr·reg)·W − lr·Xᵀ·dY1` straight into the weights (α = −lr, β = 1 − lr·reg)
-    /// once `dH1` has been taken from the old `W2`. The step then costs the five GEMMs and a
-    /// few passes over the batch, and [`gradients`](Self::gradients) is not updated by it.
-    /// As it never sees the weight gradients, it first bounds them, from `max|X|`, `max|dY1|`,
-    /// `max|H1|` and `max|dŷ|`, and fuses only when no entry of the update can overflow;
-    /// otherwise (values within a few orders of `F::MAX`) it takes the unfused path.
-    /// Any other optimizer gets the full gradients (L2 term included), left in `gradients`.
+    /// A step whose `Y1 = X·W1 + b1` (so, whose input `x`), loss, gradient or learning rate
+    /// is not finite, or whose update would overflow, is refused with [`Error::NonFinite`]
+    /// before any parameter changes; shape and target errors are found before anything is
+    /// computed. Whatever the result, the cached forward pass is consumed: a following
+    /// `backward` needs a new `forward`.
     ///
-    /// A step whose learning rate, `Y1 = X·W1 + b1` (so, whose input `x`), loss, `dŷ`, `dY1`
-    /// or weight gradients are not finite, or whose SGD update would overflow a parameter
-    /// (`"update"`), is refused with [`Error::NonFinite`] before any parameter changes. Other
-    /// errors: shapes as in [`forward`](Self::forward) and the loss, found before anything is
-    /// written.
-    ///
-    /// Whatever the result, a training step consumes the cached forward pass (a following
-    /// `backward` needs a new `forward`), and `step`/`step_with` need a new `backward`.
+    /// For plain SGD, [`train_step`](Self::train_step) fuses backward and update and is
+    /// faster.
     pub fn train_step_with<L: Loss<F>, O: Optimizer<F>>(
         &mut self,
         x: ArrayView2<'_, F>,
@@ -385,66 +392,65 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         loss: &L,
         opt: &mut O,
     ) -> Result<F> {
-        let sgd_lr = opt.plain_sgd();
-        if !opt.learning_rate().is_finite() {
-            return Err(Error::NonFinite { what: "lr" });
+        let l = self.forward_loss(x, target, loss)? + self.penalty(loss);
+        if !l.is_finite() {
+            return Err(Error::NonFinite { what: "loss" });
         }
+        self.backward_loss(x)?;
+        l2_backward(loss.l2(), &self.params, &mut self.grads);
+        self.step_with(opt)?;
+        Ok(l)
+    }
+
+    /// The forward and loss phases of a training step: `Y1`, `H1`, `ŷ` into the workspace and
+    /// `dŷ = ∂L/∂ŷ` beside them. Returns the data loss (no penalty).
+    ///
+    /// Errors: shapes of `x` and `target` before anything is written; [`Error::NonFinite`]
+    /// for `Y1` (`"y1"`) or the loss.
+    pub(crate) fn forward_loss<L: Loss<F>>(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        target: L::Target<'_>,
+        loss: &L,
+    ) -> Result<F> {
         let n = self.batch_rows(&x)?;
         let (_, h, k) = self.params.dims();
         loss.check_target([n, k], target)?;
         self.ws.reserve(n, h, k)?;
         // From here on the workspace is overwritten: the cached forward pass is gone.
         self.ws.cached = None;
-        self.grads_ready = false;
         let b = self.ws.rows(n, h, k);
-        if !forward_pass(&self.params, &self.activation, x, b.y1, b.h1, b.yhat)? {
+        if !forward_pass(&self.params, &self.activation, x, b.y1, Some(b.h1), b.yhat)? {
             return Err(Error::NonFinite { what: "y1" });
         }
-        let reg = loss.l2();
-        let mut l = loss.loss_and_grad(mat(b.yhat, n, k), target, mat_mut(b.dyhat, n, k))?;
-        if reg != F::zero() {
-            // The penalty's gradient is added below, by the update (SGD) or to the gradients.
-            l += F::cast(0.5) * reg * l2_norm_sq(&self.params);
-        }
+        let l = loss.loss_and_grad(mat(b.yhat, n, k), target, mat_mut(b.dyhat, n, k))?;
         if !l.is_finite() {
             return Err(Error::NonFinite { what: "loss" });
         }
-        let dyhat = mat(b.dyhat, n, k);
-        if let Some(lr) = sgd_lr {
-            let (a, y1, h1) = (&self.activation, &*b.y1, &*b.h1);
-            let (p, w_bound) = (&mut self.params, &mut self.w_bound);
-            if backward_sgd_pass(p, w_bound, a, x, y1, h1, dyhat, b.dy1, b.db1, b.db2, lr, reg)? {
-                return Ok(l);
-            }
-            // The overflow check could not clear the fused update: take the general path,
-            // which stores the gradients and checks them (and SGD checks the update).
-        }
-        self.w_bound = None;
-        backward_pass(&self.params, &self.activation, x, b.y1, b.h1, dyhat, b.dy1, &mut self.grads, None)?;
-        if reg != F::zero() {
-            l2_backward(&self.params, &mut self.grads, reg);
-        }
-        if !self.grads.as_slice().iter().all(|g| g.is_finite()) {
-            return Err(Error::NonFinite { what: "gradient" });
-        }
-        self.grads_ready = true;
-        opt.step(&mut self.params, &self.grads)?;
+        self.ws.cached = Some(n);
         Ok(l)
     }
-}
 
-/// `ΣW1² + ΣW2²`, the weights' squared Frobenius norms.
-fn l2_norm_sq<F: Scalar>(p: &Params<F>) -> F {
-    let [w1, _, w2, _] = p.parts();
-    w1.iter().chain(w2).map(|&w| w * w).sum()
-}
+    /// The backward phase of a training step, after [`forward_loss`](Self::forward_loss) on
+    /// the same `x`: the gradients of the data loss from the `dŷ` in the workspace.
+    pub(crate) fn backward_loss(&mut self, x: ArrayView2<'_, F>) -> Result<()> {
+        let n = x.nrows();
+        let (_, h, k) = self.params.dims();
+        if self.ws.cached != Some(n) {
+            return Err(Error::NoForward { batch: n, cached: self.ws.cached });
+        }
+        let b = self.ws.rows(n, h, k);
+        let dyhat = mat(b.dyhat, n, k);
+        backward_pass(&self.params, &self.activation, x, b.y1, b.h1, dyhat, b.dy1, &mut self.grads, None)?;
+        self.grads_ready = true;
+        Ok(())
+    }
 
-/// `dW += reg·W` for both weight matrices: the gradient of `0.5·reg·ΣW²`.
-fn l2_backward<F: Scalar>(p: &Params<F>, g: &mut Gradients<F>, reg: F) {
-    let [w1, _, w2, _] = p.parts();
-    let [dw1, _, dw2, _] = g.parts_mut();
-    for (dw, &w) in dw1.iter_mut().zip(w1).chain(dw2.iter_mut().zip(w2)) {
-        *dw += reg * w;
+    /// Adds `reg·W` to the weight gradients for the L2 penalty of `loss` (after the gradients
+    /// of the data loss are complete: summed over processes, say).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn add_penalty_gradient<L: Loss<F>>(&mut self, loss: &L) {
+        l2_backward(loss.l2(), &self.params, &mut self.grads);
     }
 }
 
@@ -506,13 +512,24 @@ fn column_sums<F: Scalar>(out: &mut [F], len: usize, add: impl FnOnce(&mut [F]))
     }
 }
 
-/// `H1 = f(Y1)` elementwise; returns whether every `Y1` is finite (a saturating `f` can turn
-/// ±∞ into a finite `H1`, so the check is on `Y1`).
-fn activation_forward<F: Scalar, A: Activation>(f: &A, y1: &[F], h1: &mut [F]) -> bool {
+/// `H1 = f(Y1)` elementwise, into `h1` or, without it, over `y1` in place; returns whether
+/// every `Y1` is finite (a saturating `f` can turn ±∞ into a finite `H1`, so the check is on
+/// `Y1`).
+fn activation_forward<F: Scalar, A: Activation>(f: &A, y1: &mut [F], h1: Option<&mut [F]>) -> bool {
     let mut finite = true;
-    for (h, &y) in h1.iter_mut().zip(y1) {
-        *h = f.forward(y);
-        finite &= y.is_finite();
+    match h1 {
+        Some(h1) => {
+            for (h, &y) in h1.iter_mut().zip(&*y1) {
+                *h = f.forward(y);
+                finite &= y.is_finite();
+            }
+        }
+        None => {
+            for y in y1 {
+                finite &= y.is_finite();
+                *y = f.forward(*y);
+            }
+        }
     }
     finite
 }
@@ -548,22 +565,24 @@ fn activation_backward<F: Scalar, A: Activation>(
 }
 
 /// `Y1 = X·W1 + b1`, `H1 = f(Y1)`, `ŷ = H1·W2 + b2`, each bias seeded into its output and the
-/// GEMM accumulated on top (β = 1). Returns whether `Y1` is finite: with finite parameters it
-/// is exactly when `x` is (NaN or ±∞ in a row of `x` reaches every `Y1` of that row), short of
+/// GEMM accumulated on top (β = 1); `H1` into `h1`, or over `y1` when no `h1` is given
+/// (inference keeps no `Y1`). Returns whether `Y1` is finite: with finite parameters it is
+/// exactly when `x` is (NaN or ±∞ in a row of `x` reaches every `Y1` of that row), short of
 /// overflow.
-fn forward_pass<F: Scalar, A: Activation>(
+pub(crate) fn forward_pass<F: Scalar, A: Activation>(
     p: &Params<F>,
     f: &A,
     x: ArrayView2<'_, F>,
     y1: &mut [F],
-    h1: &mut [F],
+    mut h1: Option<&mut [F]>,
     yhat: &mut [F],
 ) -> Result<bool> {
     let (n, (_, h, k)) = (x.nrows(), p.dims());
     let [_, b1, _, b2] = p.parts();
     bias_forward(y1, b1); //                                                  Y1 = b1
     gemm(F::one(), x, p.w1(), F::one(), mat_mut(y1, n, h))?; //               Y1 += X·W1
-    let y1_finite = activation_forward(f, y1, h1); //                         H1 = f(Y1)
+    let y1_finite = activation_forward(f, y1, h1.as_deref_mut()); //          H1 = f(Y1)
+    let h1 = h1.map_or(&*y1, |h1| &*h1);
     bias_forward(yhat, b2); //                                                ŷ = b2
     gemm(F::one(), mat(h1, n, h), p.w2(), F::one(), mat_mut(yhat, n, k))?; // ŷ += H1·W2
     Ok(y1_finite)
@@ -594,100 +613,6 @@ fn backward_pass<F: Scalar, A: Activation>(
         gemm(F::one(), mat(dy1, n, h), p.w1().t(), F::zero(), dx)?;
     }
     Ok(())
-}
-
-/// Backward fused with SGD, never storing the weight gradients:
-/// `dH1 = dŷ·W2ᵀ` (old `W2`), `dY1 = dH1 ⊙ f'(Y1)`, `db1 = Σ_rows dY1`, `db2 = Σ_rows dŷ`;
-/// then, only if `db1` and `db2` are finite (which they are exactly when every `dY1` and `dŷ`
-/// is, short of overflow in the sums), `W2 ← (1 − lr·reg)·W2 − lr·H1ᵀ·dŷ`, `b2 ← b2 − lr·db2`,
-/// `W1 ← (1 − lr·reg)·W1 − lr·Xᵀ·dY1`, `b1 ← b1 − lr·db1`.
-///
-/// The weight gradients are never seen, so before writing, [`fused_update_bound`] proves from
-/// `max|X|`, `max|dY1|`, `max|H1|`, `max|dŷ|` and `w_bound` (≥ `max|W|`) that neither GEMM
-/// can overflow. Returns `Ok(false)`, with nothing written, when it cannot (the caller then
-/// takes the unfused path); otherwise updates and leaves in `w_bound` a bound on the new
-/// weights. `dy1` (N×H), `db1` (H) and `db2` (K) are scratch.
-#[allow(clippy::too_many_arguments)]
-fn backward_sgd_pass<F: Scalar, A: Activation>(
-    p: &mut Params<F>,
-    w_bound: &mut Option<F>,
-    f: &A,
-    x: ArrayView2<'_, F>,
-    y1: &[F],
-    h1: &[F],
-    dyhat: ArrayView2<'_, F>,
-    dy1: &mut [F],
-    db1: &mut [F],
-    db2: &mut [F],
-    lr: F,
-    reg: F,
-) -> Result<bool> {
-    let (n, (d, h, k)) = (x.nrows(), p.dims());
-    let mut maxima = [MaxAbs::new(), MaxAbs::new()];
-    gemm(F::one(), dyhat, p.w2().t(), F::zero(), mat_mut(dy1, n, h))?;
-    activation_backward(f, y1, h1, dy1, db1, Some(&mut maxima));
-    bias_backward(dyhat, db2);
-    if !db1.iter().chain(&*db2).all(|v| v.is_finite()) {
-        return Err(Error::NonFinite { what: "gradient" });
-    }
-    let [dy1_max, h1_max] = maxima.map(|m| m.get());
-    let (x_max, dyhat_max) = (view_max_abs(x), view_max_abs(dyhat));
-    let bound = |w_max| {
-        let w1_new = fused_update_bound(n, w_max, lr, reg, x_max, dy1_max)?;
-        let w2_new = fused_update_bound(n, w_max, lr, reg, h1_max, dyhat_max)?;
-        Some(w1_new.max(w2_new))
-    };
-    // A carried bound only ever grows; when it no longer clears the update, the true max may.
-    let new_bound = match w_bound.and_then(bound) {
-        Some(b) => b,
-        None => match bound(weights_max(p)) {
-            Some(b) => b,
-            None => return Ok(false),
-        },
-    };
-    let [w1, b1, w2, b2] = p.parts_mut();
-    sgd([(b1, &*db1), (b2, &*db2)], lr)?;
-    let decay = F::one() - lr * reg;
-    gemm(-lr, mat(h1, n, h).t(), dyhat, decay, mat_mut(w2, h, k))?;
-    gemm(-lr, x.t(), mat(dy1, n, h), decay, mat_mut(w1, d, h))?;
-    *w_bound = Some(new_bound);
-    Ok(true)
-}
-
-/// `max|v|` over a view of any layout.
-fn view_max_abs<F: Scalar>(v: ArrayView2<'_, F>) -> F {
-    match v.as_slice_memory_order() {
-        Some(s) => max_abs(s),
-        None => v.fold(F::zero(), |m, &e| m.max(e.abs())),
-    }
-}
-
-/// `max|w|` over `W1` and `W2`.
-fn weights_max<F: Scalar>(p: &Params<F>) -> F {
-    let [w1, _, w2, _] = p.parts();
-    max_abs(w1).max(max_abs(w2))
-}
-
-/// A bound on `|w|` after `W ← (1 − lr·reg)·W − lr·Aᵀ·B` for `A`, `B` with `n` rows,
-/// `|w| ≤ w_max`, `|a| ≤ a_max`, `|b| ≤ b_max`, valid whatever order BLAS sums in; `None`
-/// unless both that bound and the bound on the gradient itself, `dW = Aᵀ·B + reg·W`, are at
-/// most half of `F::MAX`. So when it clears a step, no entry of the fused update overflows,
-/// and (for weights below `MAX/2`) the unfused path would have found a finite gradient and a
-/// finite update too: the two paths refuse the same steps.
-///
-/// Exactly, `|(AᵀB)ᵢⱼ| ≤ n·a_max·b_max`. A computed sum of `n` products, with the α and β
-/// scalings, is off by a factor at most `1 + γ`, `γ ≤ (n + 3)·ε` (Higham, *Accuracy and
-/// Stability*, §3.1, for `n·ε ≤ 1/4`), and the bounds themselves by a few more ε: so a bound
-/// `t ≤ MAX/2` keeps every entry finite, and `t·(1 + (n + 16)·ε)` bounds every new `|w|`.
-fn fused_update_bound<F: Scalar>(n: usize, w_max: F, lr: F, reg: F, a_max: F, b_max: F) -> Option<F> {
-    let (n, eps, half_max) = (F::cast(n as f64), F::epsilon(), F::max_value() * F::cast(0.5));
-    if n * eps > F::cast(0.25) {
-        return None;
-    }
-    let product = n * a_max * b_max;
-    let gradient = product + reg.abs() * w_max;
-    let t = (F::one() - lr * reg).abs() * w_max + lr.abs() * product;
-    (gradient <= half_max && t <= half_max).then(|| t * (F::one() + (n + F::cast(16.0)) * eps))
 }
 
 #[cfg(test)]

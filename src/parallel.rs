@@ -19,13 +19,12 @@
 //!
 //! [`DataParallel::train_step_with`] on every rank:
 //!
-//! 1. forward, loss and backward on the local rows: `ḡ_r`, `L_r`;
+//! 1. the network's forward, loss and backward phases on the local rows: `ḡ_r`, `L_r`;
 //! 2. fills a buffer allocated once, `[n_r·ḡ_r (all parameters) | n_r·L_r | n_r | failed_r]`,
 //!    and sums it over the ranks with **one** `MPI_Allreduce` (`MPI_SUM`), so the global batch
 //!    size `N` and the loss travel with the gradient;
-//! 3. divides by `N`, adds the L2 term `reg·W` once (with the loss's [`Loss::l2`], through
-//!    [`TwoLayerNet::add_l2_to_gradients`]), and applies the optimizer
-//!    ([`TwoLayerNet::step_with`]).
+//! 3. divides by `N`, adds the L2 term `reg·W` once (the loss's [`Loss::l2`]), and runs the
+//!    network's update phase ([`TwoLayerNet::step_with`]).
 //!
 //! The parameters start equal (rank 0 broadcasts its own in [`DataParallel::new`]), every rank
 //! applies the same update to the same summed gradient, so they stay equal, bit for bit, as
@@ -96,7 +95,7 @@ use std::time::{Duration, Instant};
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
 use mpi::datatype::Equivalence;
 use mpi::topology::Communicator;
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::ArrayView2;
 
 use crate::activation::{Activation, Relu};
 use crate::error::Error;
@@ -212,8 +211,8 @@ pub struct Timings {
 /// the global gradient is `g = Σ_r n_r·ḡ_r / N` (see the [module docs](self)).
 ///
 /// Buffers: two reduce buffers of `len(params) + 3` scalars, allocated by [`new`](Self::new),
-/// and `dŷ` (`n_r × K`), grown to the largest local batch seen; after the first step at a
-/// batch size a step allocates nothing.
+/// and the network's own workspace; after the first step at a batch size a step allocates
+/// nothing.
 ///
 /// `F` must be an MPI datatype (`f32` → `MPI_FLOAT`, `f64` → `MPI_DOUBLE`). With `f32`, the
 /// row counts travel as `f32` too: keep a global batch under 2²⁴ rows.
@@ -225,8 +224,6 @@ pub struct DataParallel<F: Scalar + Equivalence, C: Communicator, A: Activation 
     send: Vec<F>,
     /// The sum of every rank's `send`.
     recv: Vec<F>,
-    /// `dŷ` of the local batch, `n_r × K` row-major in its first `n_r·K` entries.
-    dyhat: Vec<F>,
     timings: Timings,
 }
 
@@ -262,7 +259,6 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
             comm,
             send: vec![F::zero(); len],
             recv: vec![F::zero(); len],
-            dyhat: Vec::new(),
             timings: Timings::default(),
         };
         dp.broadcast_params();
@@ -357,7 +353,8 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
         match local {
             Ok(l) => {
                 let n = F::cast(x.nrows() as f64);
-                for (s, &g) in grad.iter_mut().zip(self.net.gradients().as_slice()) {
+                let local_grads = self.net.gradients().map(|g| g.as_slice()).unwrap_or(&[]);
+                for (s, &g) in grad.iter_mut().zip(local_grads) {
                     *s = n * g;
                 }
                 extra.copy_from_slice(&[n * l, n, F::zero()]);
@@ -370,7 +367,7 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
         let reduce = Instant::now();
         self.comm.all_reduce_into(&self.send[..], &mut self.recv[..], SystemOperation::sum());
         let update = Instant::now();
-        let result = self.apply(local, loss.l2(), opt);
+        let result = self.apply(local, loss, opt);
         self.timings.steps += 1;
         self.timings.compute += reduce - start;
         self.timings.allreduce += update - reduce;
@@ -378,41 +375,25 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
         result
     }
 
-    /// Forward, loss and backward on the local rows: leaves `ḡ_r` in the network's gradients
-    /// and returns `L_r` (the data loss, without the penalty).
+    /// Forward, loss and backward on the local rows (the network's own phases): leaves
+    /// `ḡ_r` in the network's gradients and returns `L_r` (the data loss, without the penalty).
     fn local_pass<L: Loss<F>>(
         &mut self,
         x: ArrayView2<'_, F>,
         target: L::Target<'_>,
         loss: &L,
     ) -> crate::Result<F> {
-        let (n, k) = (x.nrows(), self.net.output_dim());
-        if n == 0 {
-            return Err(Error::Empty { operand: "x", actual: [n, x.ncols()] });
-        }
-        let len = n.checked_mul(k).ok_or(Error::TooLarge { operand: "x", actual: [n, x.ncols()] })?;
-        if self.dyhat.len() < len {
-            let more = len - self.dyhat.len();
-            self.dyhat
-                .try_reserve_exact(more)
-                .map_err(|_| Error::TooLarge { operand: "x", actual: [n, k] })?;
-            self.dyhat.resize(len, F::zero());
-        }
-        let dyhat = &mut self.dyhat[..len];
-        let yhat = self.net.forward(x)?;
-        let dyhat_view = ArrayViewMut2::from_shape((n, k), &mut *dyhat).expect("dŷ holds n·K scalars");
-        let l = loss.loss_and_grad(yhat, target, dyhat_view)?;
-        let dyhat_view = ArrayView2::from_shape((n, k), &*dyhat).expect("dŷ holds n·K scalars");
-        self.net.backward(x, dyhat_view)?;
+        let l = self.net.forward_loss(x, target, loss)?;
+        self.net.backward_loss(x)?;
         Ok(l)
     }
 
-    /// After the reduction: the error if any rank failed, else `g = Σ n_r·ḡ_r / N` (+ L2) into
-    /// the network's gradients and the optimizer step.
-    fn apply<O: Optimizer<F>>(
+    /// After the reduction: the error if any rank failed, else `g = Σ n_r·ḡ_r / N` into the
+    /// network's gradients, the penalty's gradient on top, and the update phase.
+    fn apply<L: Loss<F>, O: Optimizer<F>>(
         &mut self,
         local: crate::Result<F>,
-        reg: F,
+        loss: &L,
         opt: &mut O,
     ) -> Result<F, ParallelError> {
         let p = self.net.params().len();
@@ -423,25 +404,15 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
             return Err(ParallelError::OtherRanks { failed: failed.as_f64() as usize });
         }
         let inv_n = F::one() / n_global;
-        let mut l = sum_loss * inv_n;
+        let l = sum_loss * inv_n + self.net.penalty(loss);
         if !l.is_finite() {
             return Err(Error::NonFinite { what: "loss" }.into());
         }
-        let mut finite = true;
         for (g, &s) in self.net.gradients_mut().as_slice_mut().iter_mut().zip(sum_grad) {
             *g = s * inv_n;
-            finite &= g.is_finite();
         }
-        if reg != F::zero() {
-            l += self.net.add_l2_to_gradients(reg);
-            if !l.is_finite() {
-                return Err(Error::NonFinite { what: "loss" }.into());
-            }
-            finite = self.net.gradients().as_slice().iter().all(|g| g.is_finite());
-        }
-        if !finite {
-            return Err(Error::NonFinite { what: "gradient" }.into());
-        }
+        self.net.add_penalty_gradient(loss);
+        // The optimizer refuses a non-finite gradient, alike on every rank.
         self.net.step_with(opt)?;
         Ok(l)
     }

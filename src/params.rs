@@ -2,6 +2,8 @@
 //! named views, as llm.c keeps them: an optimizer, a checkpoint or a gradient all-reduce then
 //! touches one slice.
 
+use std::ops::Range;
+
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 use crate::error::{Error, Result};
@@ -15,6 +17,8 @@ pub struct Params<F> {
     d: usize,
     h: usize,
     k: usize,
+    /// Where `W1` and `W2` lie in `data`: the entries weight decay applies to.
+    weights: [Range<usize>; 2],
 }
 
 /// ∂L/∂θ for every parameter θ, in the layout of [`Params`]: `dW1`, `db1`, `dW2`, `db2`.
@@ -78,7 +82,8 @@ impl<F: Scalar> Params<F> {
         let mut data = Vec::new();
         data.try_reserve_exact(len).map_err(|_| Error::TooLarge { operand: "params", actual: [1, len] })?;
         data.resize(len, F::zero());
-        Ok(Params { data, d, h, k })
+        let weights = [0..d * h, d * h + h..d * h + h + h * k];
+        Ok(Params { data, d, h, k, weights })
     }
 
     /// `(D, H, K)`.
@@ -89,6 +94,11 @@ impl<F: Scalar> Params<F> {
     /// Number of scalars, `D·H + H + H·K + K`.
     pub fn len(&self) -> usize {
         self.data.len()
+    }
+
+    /// Where `W1` and `W2` lie in [`as_slice`](Self::as_slice): `[0..D·H, D·H+H..D·H+H+H·K]`.
+    pub fn weight_ranges(&self) -> &[Range<usize>] {
+        &self.weights
     }
 
     /// Always false: every dimension is at least 1.
@@ -104,6 +114,11 @@ impl<F: Scalar> Params<F> {
     /// The whole buffer, mutably (its length cannot change).
     pub fn as_slice_mut(&mut self) -> &mut [F] {
         &mut self.data
+    }
+
+    /// [`as_slice_mut`](Self::as_slice_mut) and [`weight_ranges`](Self::weight_ranges) at once.
+    pub(crate) fn as_slice_mut_with_weights(&mut self) -> (&mut [F], &[Range<usize>]) {
+        (&mut self.data, &self.weights)
     }
 
     /// Which tensor flat index `i` falls in, and its `(row, col)` there (`row = 0` for biases).

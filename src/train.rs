@@ -13,7 +13,7 @@ use rand::{SeedableRng, rngs::StdRng};
 use crate::activation::Activation;
 use crate::error::{Error, Result, check_shape};
 use crate::loss::Loss;
-use crate::net::TwoLayerNet;
+use crate::net::{TwoLayerNet, argmax};
 use crate::optim::Optimizer;
 use crate::scalar::Scalar;
 
@@ -101,17 +101,6 @@ where
                 .count(),
         )
     }
-}
-
-/// The index of the largest entry (the first of ties; NaN never wins).
-fn argmax<F: Scalar>(row: ArrayView1<'_, F>) -> usize {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best
 }
 
 /// Where [`fit`] reports progress.
@@ -238,7 +227,7 @@ where
             }
             targets.gather(idx, &mut tb);
             let xv = xb.slice_axis(Axis(0), (0..m).into());
-            let l = net.train_step_with(xv, T::view(&tb, m), loss, opt).map_err(|e| Error::Training {
+            let l = opt.train_step(net, xv, T::view(&tb, m), loss).map_err(|e| Error::Training {
                 epoch,
                 step,
                 source: Box::new(e),
@@ -289,16 +278,14 @@ fn epoch_line(e: &Epoch, epochs: usize) -> String {
     format!("epoch {}/{epochs}: loss {:.6}{acc}, {:.0} samples/s", e.epoch + 1, e.loss, e.samples_per_sec)
 }
 
-/// The fraction of rows of `x` whose largest output is the label: `net` as a classifier.
+/// The fraction of rows of `x` whose largest output is the label:
+/// [`TwoLayerNet::accuracy`].
 ///
-/// Errors: shapes as in [`TwoLayerNet::forward`]; `labels` must have one entry per row.
+/// Errors: shapes as in [`TwoLayerNet::forward_with`]; `labels` must have one entry per row.
 pub fn accuracy<F: Scalar, A: Activation>(
-    net: &mut TwoLayerNet<F, A>,
+    net: &TwoLayerNet<F, A>,
     x: ArrayView2<'_, F>,
     labels: ArrayView1<'_, usize>,
 ) -> Result<f64> {
-    check_shape("labels", [1, labels.len()], [1, x.nrows()])?;
-    let yhat = net.forward(x)?;
-    let right = yhat.rows().into_iter().zip(labels).filter(|&(ref r, &c)| argmax(r.view()) == c).count();
-    Ok(right as f64 / labels.len() as f64)
+    net.accuracy(x, labels)
 }

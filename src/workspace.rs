@@ -51,8 +51,7 @@ impl<F: Scalar> Workspace<F> {
             (&mut self.dy1, nh),
             (&mut self.db, h + k),
         ] {
-            buf.try_reserve_exact(len - buf.len()).map_err(|_| too_large())?;
-            buf.resize(len, F::zero());
+            grow(buf, len).map_err(|()| too_large())?;
         }
         self.capacity = n;
         Ok(())
@@ -91,5 +90,60 @@ impl<F: Scalar> Workspace<F> {
     /// `ŷ` of the last forward pass over `n` rows.
     pub(crate) fn yhat(&self, n: usize, k: usize) -> ArrayView2<'_, F> {
         mat(&self.yhat[..n * k], n, k)
+    }
+}
+
+/// Grows `buf` with zeros to at least `len` scalars; `Err` if that does not fit in memory.
+fn grow<F: Scalar>(buf: &mut Vec<F>, len: usize) -> Result<(), ()> {
+    if buf.len() < len {
+        buf.try_reserve_exact(len - buf.len()).map_err(drop)?;
+        buf.resize(len, F::zero());
+    }
+    Ok(())
+}
+
+/// Caller-owned buffers for inference through a shared network
+/// ([`TwoLayerNet::forward_with`](crate::TwoLayerNet::forward_with),
+/// [`evaluate_with`](crate::TwoLayerNet::evaluate_with)): `H1` (N×H), `ŷ` and `dŷ` (N×K),
+/// grown to the largest batch they have served, so that each thread with its own `Scratch`
+/// runs inference on one `&net` without allocating.
+#[derive(Clone, Debug, Default)]
+pub struct Scratch<F> {
+    h1: Vec<F>,
+    yhat: Vec<F>,
+    dyhat: Vec<F>,
+}
+
+/// The first rows of a [`Scratch`]'s buffers, as flat row-major slices.
+pub(crate) struct ScratchRows<'a, F> {
+    pub h1: &'a mut [F],
+    pub yhat: &'a mut [F],
+    pub dyhat: &'a mut [F],
+}
+
+impl<F: Scalar> Scratch<F> {
+    /// Empty buffers; the first batch sizes them.
+    pub fn new() -> Self {
+        Scratch { h1: Vec::new(), yhat: Vec::new(), dyhat: Vec::new() }
+    }
+
+    /// Bytes held: `(H + 2·K)·N_max·size_of::<F>()`.
+    pub fn bytes(&self) -> usize {
+        (self.h1.len() + self.yhat.len() + self.dyhat.len()) * size_of::<F>()
+    }
+
+    /// The first `n` rows of each buffer, grown first if needed (`dŷ` only when `dyhat`).
+    pub(crate) fn rows(&mut self, n: usize, h: usize, k: usize, dyhat: bool) -> Result<ScratchRows<'_, F>> {
+        let too_large = || Error::TooLarge { operand: "scratch", actual: [n, h.max(k)] };
+        let nh = n.checked_mul(h).ok_or_else(too_large)?;
+        let nk = n.checked_mul(k).ok_or_else(too_large)?;
+        grow(&mut self.h1, nh).map_err(|()| too_large())?;
+        grow(&mut self.yhat, nk).map_err(|()| too_large())?;
+        grow(&mut self.dyhat, if dyhat { nk } else { 0 }).map_err(|()| too_large())?;
+        Ok(ScratchRows {
+            h1: &mut self.h1[..nh],
+            yhat: &mut self.yhat[..nk],
+            dyhat: &mut self.dyhat[..if dyhat { nk } else { 0 }],
+        })
     }
 }

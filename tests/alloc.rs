@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use two_layer_net::ndarray::{Array2, ArrayView2, s};
 use two_layer_net::rand::SeedableRng;
 use two_layer_net::rand::rngs::StdRng;
-use two_layer_net::{Activation, Init, Loss, Mse, Relu, Scalar, Tanh, TwoLayerNet};
+use two_layer_net::{
+    Activation, Adam, AdamW, Init, Loss, Momentum, Mse, Optimizer, Relu, Scalar, Scratch, Sgd, Slot, Tanh,
+    TwoLayerNet,
+};
 
 struct Counting;
 
@@ -225,4 +228,71 @@ fn forward_loss_backward_step_allocate_nothing_in_steady_state() {
 fn backward_with_dx_allocates_nothing_in_steady_state() {
     split_steady::<f64>(true);
     split_steady::<f32>(true);
+}
+
+/// `train_step_with` (the four phases) with every optimizer, and one optimizer over the
+/// network and a layer of the caller's own: the first step sizes the state, later ones
+/// allocate nothing.
+fn optimizer_steady<F: Scalar, O: Optimizer<F>>(mut make: impl FnMut() -> O, name: &str) {
+    for &(n, d, h, k) in &SHAPES {
+        let what = format!("{} {name} {n}x{d}x{h}x{k}", F::NAME);
+        let mut net = net::<F, Relu>(d, h, k, Relu);
+        let (x, y) = (data::<F>(n, d, 0), data::<F>(n, k, 5));
+        let mut opt = make();
+        let (first, _) = allocations(|| net.train_step_with(x.view(), y.view(), &Mse, &mut opt).unwrap());
+        assert!(first >= 1, "{what}: the first step must grow the workspace (counter broken?)");
+        for i in 0..STEPS {
+            let (a, _) = allocations(|| net.train_step_with(x.view(), y.view(), &Mse, &mut opt).unwrap());
+            assert_eq!(a, 0, "{what}: train_step_with {} allocated {a} times", i + 2);
+        }
+        // A pipeline step: the net and a buffer of the caller's in one optimizer, with dX.
+        let mut opt = make();
+        let (mut own, d_own) = (vec![F::cast(0.5); d * 3], vec![F::cast(0.1); d * 3]);
+        let mut dyhat = Array2::<F>::zeros((n, k));
+        let mut dx = Array2::<F>::zeros((n, d));
+        let mut pipeline_step = || {
+            let yhat = net.forward(x.view()).unwrap();
+            Mse.loss_and_grad(yhat, y.view(), dyhat.view_mut()).unwrap();
+            net.backward_with_dx(x.view(), dyhat.view(), dx.view_mut()).unwrap();
+            opt.step(&mut [net.slot().unwrap(), Slot::new(&mut own, &d_own)]).unwrap();
+        };
+        allocations(&mut pipeline_step);
+        for i in 0..STEPS {
+            let (a, _) = allocations(&mut pipeline_step);
+            assert_eq!(a, 0, "{what}: pipeline step {} allocated {a} times", i + 2);
+        }
+    }
+}
+
+#[test]
+fn every_optimizer_allocates_nothing_in_steady_state() {
+    fn all<F: Scalar>() {
+        let lr = F::cast(1e-3);
+        optimizer_steady::<F, _>(|| Sgd::new(lr), "sgd");
+        optimizer_steady::<F, _>(|| Momentum::new(lr, F::cast(0.9)), "momentum");
+        optimizer_steady::<F, _>(|| Momentum::nesterov(lr, F::cast(0.9)), "nesterov");
+        optimizer_steady::<F, _>(|| Adam::new(lr), "adam");
+        optimizer_steady::<F, _>(|| AdamW::new(lr, F::cast(0.01)), "adamw");
+    }
+    all::<f64>();
+    all::<f32>();
+}
+
+/// Inference through `&self` with a caller's `Scratch`: nothing after the first batch.
+#[test]
+fn shared_inference_allocates_nothing_with_scratch() {
+    for &(n, d, h, k) in &SHAPES {
+        let net = net::<f32, Relu>(d, h, k, Relu);
+        let (x, y) = (data::<f32>(n, d, 0), data::<f32>(n, k, 5));
+        let mut scratch = Scratch::new();
+        let (first, _) = allocations(|| net.forward_with(x.view(), &mut scratch).map(|_| ()).unwrap());
+        assert!(first >= 1, "{n}x{d}x{h}x{k}: the first batch sizes the scratch");
+        net.evaluate_with(x.view(), y.view(), &Mse, &mut scratch).unwrap();
+        for _ in 0..STEPS {
+            let (a, _) = allocations(|| net.forward_with(x.view(), &mut scratch).map(|_| ()).unwrap());
+            assert_eq!(a, 0, "{n}x{d}x{h}x{k}: forward_with allocated {a} times");
+            let (a, _) = allocations(|| net.evaluate_with(x.view(), y.view(), &Mse, &mut scratch).unwrap());
+            assert_eq!(a, 0, "{n}x{d}x{h}x{k}: evaluate_with allocated {a} times");
+        }
+    }
 }

@@ -237,7 +237,7 @@ fn note_network_matches_reference() {
             assert_close1(g.b2(), rg.db2.view(), 1e-12, &what("db2"));
             assert_close2(dx.view(), rg.dx.view(), 1e-12, &what("dX"));
             // The gradients are not all zero (the comparison is not vacuous).
-            assert!(max_abs(split.gradients().as_slice()) > 1e-3, "{}", what("gradients vanish"));
+            assert!(max_abs(split.gradients().unwrap().as_slice()) > 1e-3, "{}", what("gradients vanish"));
             split.step(lr).unwrap();
             assert_close(split.params().as_slice(), &next.flat(), 1e-12, &what("params after step"));
 
@@ -537,17 +537,20 @@ fn backward_with_another_batch_size_is_no_forward() {
     assert_eq!(net.backward(x3.view(), d3.view()).unwrap_err(), Error::NoForward { batch: 3, cached: None });
 }
 
-/// Regression: the fused SGD step does not touch `gradients()` (it once passed `db1`, `db2`
-/// through the gradient buffer, leaving a mix of two batches there).
+/// The fused SGD step never stores the weight gradients, so `gradients()` after it is an
+/// error, never stale values (it once left a mix of two batches there); the four-phase
+/// `train_step_with` leaves the step's own gradients, those `backward` gives on that batch.
 #[test]
-fn train_step_leaves_gradients_alone() {
+fn gradients_after_a_step_are_the_steps_or_an_error() {
     let (mut net, x, y) = note_network(true);
-    let before = bits(net.gradients().as_slice());
     net.train_step(x.view(), y.view(), &Mse, 0.05).unwrap();
-    assert_eq!(
-        bits(net.gradients().as_slice()),
-        before,
-        "gradients() after train_step: {:?}",
-        net.gradients()
-    );
+    assert_eq!(net.gradients().unwrap_err(), Error::NoGradients);
+
+    let mut twin = net.clone();
+    let mut dyhat = Array2::zeros(y.dim());
+    let yhat = twin.forward(x.view()).unwrap();
+    Mse.loss_and_grad(yhat, y.view(), dyhat.view_mut()).unwrap();
+    let expected = bits(twin.backward(x.view(), dyhat.view()).unwrap().as_slice());
+    net.train_step_with(x.view(), y.view(), &Mse, &mut two_layer_net::Sgd::new(0.05)).unwrap();
+    assert_eq!(bits(net.gradients().unwrap().as_slice()), expected);
 }

@@ -12,9 +12,9 @@ use two_layer_net::ndarray::{Array1, Array2, ArrayView2, array, s};
 use two_layer_net::rand::rngs::StdRng;
 use two_layer_net::rand::{RngExt, SeedableRng};
 use two_layer_net::{
-    Activation, Adam, AdamW, Epoch, Error, Fit, GradCheck, Gradients, Init, L2, Loss, Momentum, Mse,
-    Optimizer, Params, Progress, Relu, Scalar, Sgd, Sigmoid, SoftmaxCrossEntropy, Tanh, TwoLayerNet,
-    accuracy, check_gradients, datasets, fit,
+    Activation, Adam, AdamW, Epoch, Error, Fit, GradCheck, Init, L2, Loss, Momentum, Mse, Optimizer,
+    OptimizerState, Params, Progress, Relu, Scalar, Sgd, Sigmoid, Slot, SoftmaxCrossEntropy, Tanh,
+    TwoLayerNet, accuracy, check_gradients, datasets, fit,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -90,8 +90,19 @@ struct Recorder {
 }
 
 impl Optimizer<f64> for Recorder {
-    fn step(&mut self, _params: &mut Params<f64>, grads: &Gradients<f64>) -> two_layer_net::Result<()> {
-        self.grads.push(grads.as_slice().to_vec());
+    fn step(&mut self, slots: &mut [Slot<'_, f64>]) -> two_layer_net::Result<()> {
+        self.grads.push(slots[0].grads().to_vec());
+        Ok(())
+    }
+    fn state(&self) -> OptimizerState<f64> {
+        OptimizerState {
+            kind: "recorder".into(),
+            hyperparameters: vec![],
+            buffer_names: vec![],
+            slots: vec![],
+        }
+    }
+    fn set_state(&mut self, _state: OptimizerState<f64>) -> two_layer_net::Result<()> {
         Ok(())
     }
     fn learning_rate(&self) -> f64 {
@@ -220,7 +231,7 @@ fn compare_optimizer<O: Optimizer<f64>>(what: &str, opt: &mut O, reference: &mut
         let x = uniform(6, d, -1.0, 1.0, &mut rng);
         let y = uniform(6, k, -1.0, 1.0, &mut rng);
         mse_backward(&mut net, x.view(), y.view());
-        let g = net.gradients().as_slice().to_vec();
+        let g = net.gradients().unwrap().as_slice().to_vec();
         assert!(g.iter().any(|&v| v != 0.0), "{what}: zero gradient at step {step}");
         let before = net.params().as_slice().to_vec();
         net.step_with(opt).unwrap();
@@ -338,7 +349,12 @@ fn train_step_with_adam_equals_forward_backward_step_with() {
         let lf = fused.train_step_with(x.view(), y.view(), &Mse, &mut oa).unwrap();
         let lm = mse_backward(&mut manual, x.view(), y.view());
         // Any other optimizer than SGD gets the full gradients, left in `gradients`.
-        assert_close(fused.gradients().as_slice(), manual.gradients().as_slice(), 1e-12, "gradients");
+        assert_close(
+            fused.gradients().unwrap().as_slice(),
+            manual.gradients().unwrap().as_slice(),
+            1e-12,
+            "gradients",
+        );
         manual.step_with(&mut ob).unwrap();
         assert!((lf - lm).abs() <= 1e-12 * lm.max(1.0), "step {step}: loss {lf} vs {lm}");
         assert_close(fused.params().as_slice(), manual.params().as_slice(), 1e-12, &format!("step {step}"));
@@ -360,7 +376,7 @@ fn train_step_with_adam_and_l2_adds_reg_w_to_weight_gradients() {
         let lf = fused.train_step_with(x.view(), y.view(), &L2::new(Mse, reg), &mut oa).unwrap();
         let data = mse_backward(&mut manual, x.view(), y.view());
         let w = manual.params().as_slice().to_vec();
-        let mut g = manual.gradients().as_slice().to_vec();
+        let mut g = manual.gradients().unwrap().as_slice().to_vec();
         let mut sq = 0.0;
         for i in 0..g.len() {
             if is_weight(i, d, h, k) {
@@ -373,7 +389,12 @@ fn train_step_with_adam_and_l2_adds_reg_w_to_weight_gradients() {
             (lf - expected_loss).abs() <= 1e-12 * expected_loss.max(1.0),
             "step {step}: {lf} vs {expected_loss}"
         );
-        assert_close(fused.gradients().as_slice(), &g, 1e-12, &format!("gradients with L2, step {step}"));
+        assert_close(
+            fused.gradients().unwrap().as_slice(),
+            &g,
+            1e-12,
+            &format!("gradients with L2, step {step}"),
+        );
         let mut theta = manual.params().as_slice().to_vec();
         reference.step(&mut theta, &g);
         manual.params_mut().as_slice_mut().copy_from_slice(&theta);
@@ -399,7 +420,7 @@ fn fused_sgd_l2_case(reg: f64, seed: u64) {
         let lf = fused.train_step(x.view(), y.view(), &L2::new(Mse, reg), lr).unwrap();
 
         let data = mse_backward(&mut manual, x.view(), y.view());
-        let mut g = manual.gradients().as_slice().to_vec();
+        let mut g = manual.gradients().unwrap().as_slice().to_vec();
         let mut theta = manual.params().as_slice().to_vec();
         let mut sq = 0.0;
         for i in 0..g.len() {
@@ -648,7 +669,7 @@ fn spiral_reaches_95_percent() {
     for _ in 1..SPIRAL_STEPS {
         last = net.train_step(x.view(), labels.view(), &loss, 1.0).unwrap();
     }
-    let acc = accuracy(&mut net, x.view(), labels.view()).unwrap();
+    let acc = accuracy(&net, x.view(), labels.view()).unwrap();
     assert!(acc >= 0.95, "training accuracy {acc} after {SPIRAL_STEPS} steps (loss {first} → {last})");
     assert!(last < 0.5 * first, "loss {first} → {last}");
 }
@@ -752,7 +773,7 @@ fn fit_batch_larger_than_data_is_one_full_batch() {
     let mut net = random_net(3, 5, 3, 35);
     let mut manual = net.clone();
     let hist = fit_ce(&mut net, &x, &labels, &quiet(1, 100, false, 0)).unwrap();
-    let acc0 = accuracy(&mut manual, x.view(), labels.view()).unwrap();
+    let acc0 = accuracy(&manual, x.view(), labels.view()).unwrap();
     let l = manual.train_step(x.view(), labels.view(), &SoftmaxCrossEntropy, 0.1).unwrap();
     assert_eq!(hist[0].loss.to_bits(), l.to_bits());
     // Accuracy is counted at the step, before its update: here, that of the initial network.

@@ -132,22 +132,6 @@ fn labels(b: &mut Bytes<'_>, n: usize, k: usize) -> Array1<usize> {
     })
 }
 
-/// SGD through the generic optimizer path (gradients stored and checked): the reference for
-/// the fused path.
-struct UnfusedSgd<F>(Sgd<F>);
-
-impl<F: Scalar> Optimizer<F> for UnfusedSgd<F> {
-    fn step(&mut self, p: &mut Params<F>, g: &Params<F>) -> Result<(), Error> {
-        self.0.step(p, g)
-    }
-    fn learning_rate(&self) -> F {
-        self.0.lr
-    }
-    fn set_learning_rate(&mut self, lr: F) {
-        self.0.lr = lr;
-    }
-}
-
 /// The optimizers a run uses; their state persists across its calls.
 struct Opts<F: Scalar> {
     sgd: Sgd<F>,
@@ -293,7 +277,7 @@ fn op<F: Scalar, A: Activation>(
             );
             // Fused SGD refuses exactly when the unfused path does.
             if let Some(mut twin) = snapshot {
-                let mut unfused = UnfusedSgd(Sgd::new(lr));
+                let mut unfused = Unfused(Sgd::new(lr));
                 let r2 = with_layout(layout, &x, |xv| {
                     train_with(&mut twin, &mut unfused, xv, (mse, &y, &lab), code >= 8, reg)
                 });
@@ -308,7 +292,7 @@ fn op<F: Scalar, A: Activation>(
         }
         10 => {
             // Calls that only read.
-            let _ = (net.workspace_bytes(), net.workspace_rows(), net.param_bytes(), net.gradients().len());
+            let _ = (net.workspace_bytes(), net.workspace_rows(), net.param_bytes(), net.gradients().map(|g| g.len()));
             (false, Ok(()))
         }
         _ => {
@@ -382,10 +366,33 @@ fn train_with<F: Scalar, A: Activation, O: Optimizer<F>>(
     l2: bool,
     reg: f64,
 ) -> Result<F, Error> {
+    // `opt.train_step` is the optimizer's own step (fused for `Sgd`); the four-phase
+    // `train_step_with` is the reference the fused step is checked against.
     match (mse, l2) {
-        (true, false) => net.train_step_with(x, y.view(), &Mse, opt),
-        (true, true) => net.train_step_with(x, y.view(), &L2::new(Mse, reg), opt),
-        (false, false) => net.train_step_with(x, lab.view(), &SoftmaxCrossEntropy, opt),
-        (false, true) => net.train_step_with(x, lab.view(), &L2::new(SoftmaxCrossEntropy, reg), opt),
+        (true, false) => opt.train_step(net, x, y.view(), &Mse),
+        (true, true) => opt.train_step(net, x, y.view(), &L2::new(Mse, reg)),
+        (false, false) => opt.train_step(net, x, lab.view(), &SoftmaxCrossEntropy),
+        (false, true) => opt.train_step(net, x, lab.view(), &L2::new(SoftmaxCrossEntropy, reg)),
+    }
+}
+
+/// Four phases, never fused: [`TwoLayerNet::train_step_with`] as an optimizer's step.
+struct Unfused<O>(O);
+
+impl<F: Scalar, O: Optimizer<F>> Optimizer<F> for Unfused<O> {
+    fn step(&mut self, slots: &mut [two_layer_net::Slot<'_, F>]) -> Result<(), Error> {
+        self.0.step(slots)
+    }
+    fn learning_rate(&self) -> F {
+        self.0.learning_rate()
+    }
+    fn set_learning_rate(&mut self, lr: F) {
+        self.0.set_learning_rate(lr);
+    }
+    fn state(&self) -> two_layer_net::OptimizerState<F> {
+        self.0.state()
+    }
+    fn set_state(&mut self, state: two_layer_net::OptimizerState<F>) -> Result<(), Error> {
+        self.0.set_state(state)
     }
 }

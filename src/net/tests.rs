@@ -48,7 +48,7 @@ fn the_carried_weight_bound_is_an_upper_bound() {
             let calls = gemm_calls(|| net.train_step(x.view(), y.view(), &loss, F::cast(1e-3)).unwrap());
             assert_eq!(calls, 5, "{} step {step} left the fused path", F::NAME);
             let bound = net.w_bound.expect("a fused step leaves a bound");
-            let max = super::weights_max(&net.params);
+            let max = super::fused::weights_max(&net.params);
             assert!(bound >= max, "{} step {step}: bound {bound} < max|w| {max}", F::NAME);
         }
     }
@@ -69,15 +69,15 @@ fn the_fused_update_bound_covers_the_worst_case() {
         let (lr, reg, w, a) = (1.0f32, 2e-3f32, 1e3f32, 1e18f32);
         // b such that |lr|·n·a·b = 0.49·MAX.
         let b = 0.49 * f32::MAX / (n as f32 * a);
-        let bound = super::fused_update_bound(n, w, lr, reg, a, b).expect("0.49·MAX clears");
+        let bound = super::fused::fused_update_bound(n, w, lr, reg, a, b).expect("0.49·MAX clears");
         let (xs, dys) = (vec![a; n], vec![-b; n]);
         let mut out = [w];
         gemm(-lr, mat(&xs, n, 1).t(), mat(&dys, n, 1), 1.0 - lr * reg, mat_mut(&mut out, 1, 1)).unwrap();
         assert!(out[0].is_finite() && out[0].abs() <= bound, "n {n}: |{}| > bound {bound}", out[0]);
 
         let b_over = 0.51 * f32::MAX / (n as f32 * a);
-        assert_eq!(super::fused_update_bound(n, w, lr, reg, a, b_over), None, "n {n}");
+        assert_eq!(super::fused::fused_update_bound(n, w, lr, reg, a, b_over), None, "n {n}");
         let b_gradient = 0.6 * f32::MAX / (n as f32 * a);
-        assert_eq!(super::fused_update_bound(n, w, 0.25, reg, a, b_gradient), None, "n {n}: gradient");
+        assert_eq!(super::fused::fused_update_bound(n, w, 0.25, reg, a, b_gradient), None, "n {n}: gradient");
     }
 }

@@ -1,0 +1,169 @@
+//! The fused SGD step: backward and `θ ← θ − lr·dθ` in the same GEMMs, never storing the
+//! weight gradients, with the proof that its update cannot overflow beside it.
+
+use ndarray::ArrayView2;
+
+use super::{TwoLayerNet, activation_backward, bias_backward};
+use crate::activation::Activation;
+use crate::blas::gemm;
+use crate::error::{Error, Result};
+use crate::loss::Loss;
+use crate::optim::{Optimizer, Sgd, Slot};
+use crate::params::{Params, mat, mat_mut};
+use crate::scalar::{MaxAbs, Scalar, max_abs};
+
+impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
+    /// One training step with plain SGD at learning rate `lr`, backward and update fused:
+    /// the same result as [`train_step_with`](Self::train_step_with)`(x, target, loss, &mut
+    /// Sgd::new(lr))` up to rounding, in five GEMMs and a few passes over the batch.
+    ///
+    /// The two weight-gradient GEMMs write `W ← (1 − lr·reg)·W − lr·Aᵀ·B` straight into the
+    /// weights (the L2 penalty's `reg·W` folded into β), so the weight gradients are never
+    /// stored: [`gradients`](Self::gradients) is [`Error::NoGradients`] after this step.
+    ///
+    /// Errors and guarantees as for `train_step_with`: a non-finite input, loss, gradient or
+    /// `lr`, or an update that would overflow, is refused before any parameter changes.
+    pub fn train_step<L: Loss<F>>(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        target: L::Target<'_>,
+        loss: &L,
+        lr: F,
+    ) -> Result<F> {
+        if !lr.is_finite() {
+            return Err(Error::NonFinite { what: "lr" });
+        }
+        let l = self.forward_loss(x, target, loss)? + self.penalty(loss);
+        if !l.is_finite() {
+            return Err(Error::NonFinite { what: "loss" });
+        }
+        let (n, (_, h, k), reg) = (x.nrows(), self.params.dims(), loss.l2());
+        let b = self.ws.rows(n, h, k);
+        let (a, y1, h1, dyhat) = (&self.activation, &*b.y1, &*b.h1, mat(b.dyhat, n, k));
+        if backward_sgd_pass(
+            &mut self.params,
+            &mut self.w_bound,
+            a,
+            x,
+            y1,
+            h1,
+            dyhat,
+            b.dy1,
+            b.db1,
+            b.db2,
+            lr,
+            reg,
+        )? {
+            self.ws.cached = None;
+            self.grads_ready = false;
+            return Ok(l);
+        }
+        // The overflow proof could not clear the fused update: take the four phases' backward
+        // and update, which store the gradients and check them and the update.
+        self.backward_loss(x)?;
+        self.add_penalty_gradient(loss);
+        self.step_with(&mut Sgd::new(lr))?;
+        Ok(l)
+    }
+}
+
+/// Backward fused with SGD, never storing the weight gradients:
+/// `dH1 = dŷ·W2ᵀ` (old `W2`), `dY1 = dH1 ⊙ f'(Y1)`, `db1 = Σ_rows dY1`, `db2 = Σ_rows dŷ`;
+/// then, only if `db1` and `db2` are finite (which they are exactly when every `dY1` and `dŷ`
+/// is, short of overflow in the sums), `W2 ← (1 − lr·reg)·W2 − lr·H1ᵀ·dŷ`, `b2 ← b2 − lr·db2`,
+/// `W1 ← (1 − lr·reg)·W1 − lr·Xᵀ·dY1`, `b1 ← b1 − lr·db1`.
+///
+/// The weight gradients are never seen, so before writing, [`fused_update_bound`] proves from
+/// `max|X|`, `max|dY1|`, `max|H1|`, `max|dŷ|` and `w_bound` (≥ `max|W|`) that neither GEMM
+/// can overflow. Returns `Ok(false)`, with nothing written, when it cannot (the caller then
+/// takes the unfused path); otherwise updates and leaves in `w_bound` a bound on the new
+/// weights. `dy1` (N×H), `db1` (H) and `db2` (K) are scratch.
+#[allow(clippy::too_many_arguments)]
+fn backward_sgd_pass<F: Scalar, A: Activation>(
+    p: &mut Params<F>,
+    w_bound: &mut Option<F>,
+    f: &A,
+    x: ArrayView2<'_, F>,
+    y1: &[F],
+    h1: &[F],
+    dyhat: ArrayView2<'_, F>,
+    dy1: &mut [F],
+    db1: &mut [F],
+    db2: &mut [F],
+    lr: F,
+    reg: F,
+) -> Result<bool> {
+    let (n, (d, h, k)) = (x.nrows(), p.dims());
+    let mut maxima = [MaxAbs::new(), MaxAbs::new()];
+    gemm(F::one(), dyhat, p.w2().t(), F::zero(), mat_mut(dy1, n, h))?;
+    activation_backward(f, y1, h1, dy1, db1, Some(&mut maxima));
+    bias_backward(dyhat, db2);
+    if !db1.iter().chain(&*db2).all(|v| v.is_finite()) {
+        return Err(Error::NonFinite { what: "gradient" });
+    }
+    let [dy1_max, h1_max] = maxima.map(|m| m.get());
+    let (x_max, dyhat_max) = (view_max_abs(x), view_max_abs(dyhat));
+    let bound = |w_max| {
+        let w1_new = fused_update_bound(n, w_max, lr, reg, x_max, dy1_max)?;
+        let w2_new = fused_update_bound(n, w_max, lr, reg, h1_max, dyhat_max)?;
+        Some(w1_new.max(w2_new))
+    };
+    // A carried bound only ever grows; when it no longer clears the update, the true max may.
+    let new_bound = match w_bound.and_then(bound) {
+        Some(b) => b,
+        None => match bound(weights_max(p)) {
+            Some(b) => b,
+            None => return Ok(false),
+        },
+    };
+    let [w1, b1, w2, b2] = p.parts_mut();
+    Sgd::new(lr).step(&mut [Slot::new(b1, db1), Slot::new(b2, db2)])?;
+    let decay = F::one() - lr * reg;
+    gemm(-lr, mat(h1, n, h).t(), dyhat, decay, mat_mut(w2, h, k))?;
+    gemm(-lr, x.t(), mat(dy1, n, h), decay, mat_mut(w1, d, h))?;
+    *w_bound = Some(new_bound);
+    Ok(true)
+}
+
+/// `max|v|` over a view of any layout.
+fn view_max_abs<F: Scalar>(v: ArrayView2<'_, F>) -> F {
+    match v.as_slice_memory_order() {
+        Some(s) => max_abs(s),
+        None => v.fold(F::zero(), |m, &e| m.max(e.abs())),
+    }
+}
+
+/// `max|w|` over `W1` and `W2`.
+pub(super) fn weights_max<F: Scalar>(p: &Params<F>) -> F {
+    let [w1, _, w2, _] = p.parts();
+    max_abs(w1).max(max_abs(w2))
+}
+
+/// A bound on `|w|` after `W ← (1 − lr·reg)·W − lr·Aᵀ·B` for `A`, `B` with `n` rows,
+/// `|w| ≤ w_max`, `|a| ≤ a_max`, `|b| ≤ b_max`, valid whatever order BLAS sums in; `None`
+/// unless both that bound and the bound on the gradient itself, `dW = Aᵀ·B + reg·W`, are at
+/// most half of `F::MAX`. So when it clears a step, no entry of the fused update overflows,
+/// and (for weights below `MAX/2`) the unfused path would have found a finite gradient and a
+/// finite update too: the two paths refuse the same steps.
+///
+/// Exactly, `|(AᵀB)ᵢⱼ| ≤ n·a_max·b_max`. A computed sum of `n` products, with the α and β
+/// scalings, is off by a factor at most `1 + γ`, `γ ≤ (n + 3)·ε` (Higham, *Accuracy and
+/// Stability*, §3.1, for `n·ε ≤ 1/4`), and the bounds themselves by a few more ε: so a bound
+/// `t ≤ MAX/2` keeps every entry finite, and `t·(1 + (n + 16)·ε)` bounds every new `|w|`.
+pub(super) fn fused_update_bound<F: Scalar>(
+    n: usize,
+    w_max: F,
+    lr: F,
+    reg: F,
+    a_max: F,
+    b_max: F,
+) -> Option<F> {
+    let (n, eps, half_max) = (F::cast(n as f64), F::epsilon(), F::max_value() * F::cast(0.5));
+    if n * eps > F::cast(0.25) {
+        return None;
+    }
+    let product = n * a_max * b_max;
+    let gradient = product + reg.abs() * w_max;
+    let t = (F::one() - lr * reg).abs() * w_max + lr.abs() * product;
+    (gradient <= half_max && t <= half_max).then(|| t * (F::one() + (n + F::cast(16.0)) * eps))
+}
