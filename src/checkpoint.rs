@@ -131,6 +131,16 @@ pub enum CheckpointError {
     /// The tensors are consistent but do not make a network (a dimension of zero, or one too
     /// large for BLAS).
     Net(Error),
+    /// A training-state file lacks an entry, or has one that does not fit what it is restored
+    /// into (another network shape or activation, another optimizer kind).
+    Entry {
+        /// The tensor or metadata key, e.g. `"net.w1"`, `"optimizer.kind"`.
+        name: String,
+        /// What it must be.
+        expected: String,
+        /// What the file has, `None` if the entry is absent.
+        found: Option<String>,
+    },
 }
 
 impl fmt::Display for CheckpointError {
@@ -163,6 +173,12 @@ impl fmt::Display for CheckpointError {
                 write!(f, "tensor `{tensor}`: element {index} is {value}, expected a finite value")
             }
             CheckpointError::Net(e) => write!(f, "the checkpoint's tensors do not make a network: {e}"),
+            CheckpointError::Entry { name, expected, found: Some(found) } => {
+                write!(f, "`{name}`: expected {expected}, found {found}")
+            }
+            CheckpointError::Entry { name, expected, found: None } => {
+                write!(f, "`{name}`: expected {expected}, found no such entry")
+            }
         }
     }
 }
@@ -184,17 +200,17 @@ impl From<Error> for CheckpointError {
 }
 
 /// Whether `F` is `f32` (else it is `f64`, the only other [`Scalar`]).
-fn is_f32<F: Scalar>() -> bool {
+pub(crate) fn is_f32<F: Scalar>() -> bool {
     size_of::<F>() == size_of::<f32>()
 }
 
 /// The safetensors dtype of `F` and its name.
-fn dtype<F: Scalar>() -> (Dtype, &'static str) {
+pub(crate) fn dtype<F: Scalar>() -> (Dtype, &'static str) {
     if is_f32::<F>() { (Dtype::F32, "F32") } else { (Dtype::F64, "F64") }
 }
 
 /// `xs` appended to `out` as little-endian bytes; errors on the first non-finite value.
-fn encode<F: Scalar>(tensor: &str, xs: &[F], out: &mut Vec<u8>) -> Result<(), CheckpointError> {
+pub(crate) fn encode<F: Scalar>(tensor: &str, xs: &[F], out: &mut Vec<u8>) -> Result<(), CheckpointError> {
     for (index, &x) in xs.iter().enumerate() {
         let value = x.as_f64();
         if !value.is_finite() {
@@ -212,7 +228,7 @@ fn encode<F: Scalar>(tensor: &str, xs: &[F], out: &mut Vec<u8>) -> Result<(), Ch
 
 /// Little-endian `bytes` (any alignment) into `dst`, one value per element of `dst`; errors
 /// on the first non-finite value.
-fn decode<F: Scalar>(tensor: &str, bytes: &[u8], dst: &mut [F]) -> Result<(), CheckpointError> {
+pub(crate) fn decode<F: Scalar>(tensor: &str, bytes: &[u8], dst: &mut [F]) -> Result<(), CheckpointError> {
     if is_f32::<F>() {
         fill(tensor, bytes.as_chunks::<4>().0.iter().map(|c| f64::from(f32::from_le_bytes(*c))), dst)
     } else {
@@ -375,7 +391,7 @@ pub fn save<F: Scalar, A: Activation>(
 
 /// Writes `bytes` to a fresh temporary file next to `path`, fsyncs it and renames it over
 /// `path`; removes the temporary file on error.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let io_error = |source| CheckpointError::Io { path: path.to_owned(), source };
     let Some(file_name) = path.file_name() else {
@@ -625,7 +641,7 @@ pub fn from_bytes_with<F: Scalar, A: Activation>(
 /// the header length unchecked (`read_metadata`: `buffer_end + N_LEN + n`), which a crafted
 /// header overflows: a panic in a debug build, an out-of-bounds slice later in a release one.
 /// A header that cannot be cut out of `bytes` is left for the parser to report.
-fn check_header_numbers(bytes: &[u8]) -> Result<(), CheckpointError> {
+pub(crate) fn check_header_numbers(bytes: &[u8]) -> Result<(), CheckpointError> {
     let Some((len, rest)) = bytes.split_first_chunk::<8>() else { return Ok(()) };
     let Some(header) = usize::try_from(u64::from_le_bytes(*len)).ok().and_then(|n| rest.get(..n)) else {
         return Ok(());

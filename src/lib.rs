@@ -97,6 +97,7 @@ mod optim;
 pub mod parallel;
 mod params;
 mod scalar;
+mod state;
 mod train;
 mod workspace;
 pub use workspace::Scratch;
@@ -113,6 +114,7 @@ pub use net::TwoLayerNet;
 pub use optim::{Adam, AdamW, Decay, Momentum, Optimizer, OptimizerState, Sgd, Slot, SlotState};
 pub use params::{Gradients, Params, ParamsView, ParamsViewMut};
 pub use scalar::Scalar;
+pub use state::TrainingState;
 pub use train::{Epoch, Fit, Progress, Targets, accuracy, fit};
 
 /// Internals exposed to the fuzz targets in `fuzz/` (feature `fuzzing`); not public API.
