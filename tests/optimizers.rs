@@ -62,7 +62,7 @@ fn refused_whole<F: Scalar>(lr: F, bad: F, what: &str) {
         assert_eq!(opt.dyn_state(), s0, "{name}: a refused step changed the state");
         gb[2] = F::cast(0.2);
         opt.dyn_step(&mut [Slot::new(&mut a, &ga), Slot::new(&mut b, &gb)]).unwrap();
-        assert_ne!(to_bits(&a), to_bits(&vec![F::cast(0.5); 6]), "{name}");
+        assert_ne!(to_bits(&a), to_bits(&[F::cast(0.5); 6]), "{name}");
     });
 }
 
