@@ -57,22 +57,28 @@ pub enum Decay<'a> {
 }
 
 impl Decay<'_> {
-    /// The buffer of `len` entries as consecutive non-empty runs `(range, decayed)`, covering
-    /// `0..len` (for ranges already [`check`](Self::check)ed).
-    fn runs(self, len: usize) -> impl Iterator<Item = (Range<usize>, bool)> {
+    /// Calls `run(range, decayed)` for consecutive non-empty runs covering `0..len` (for
+    /// ranges already [`check`](Self::check)ed). A plain loop rather than an iterator chain:
+    /// the biases of a fused SGD step are a few entries, where the chain's setup showed.
+    fn for_each_run(self, len: usize, mut run: impl FnMut(Range<usize>, bool)) {
         let (ranges, tail_decayed): (&[Range<usize>], bool) = match self {
             Decay::All => (&[], true),
             Decay::Nothing => (&[], false),
             Decay::Ranges(r) => (r, false),
         };
-        let tail = ranges.last().map_or(0, |r| r.end)..len;
-        // Each range, after the gap before it; then what is left after the last one.
-        let gaps_and_ranges = ranges.iter().scan(0, |at, r| {
-            let gap = *at..r.start;
-            *at = r.end;
-            Some([(gap, false), (r.clone(), true)])
-        });
-        gaps_and_ranges.flatten().chain([(tail, tail_decayed)]).filter(|(r, _)| !r.is_empty())
+        let mut at = 0;
+        for r in ranges {
+            if at < r.start {
+                run(at..r.start, false);
+            }
+            if r.start < r.end {
+                run(r.clone(), true);
+            }
+            at = r.end;
+        }
+        if at < len {
+            run(at..len, tail_decayed);
+        }
     }
 
     /// `Ok` if the ranges are sorted, disjoint and within `len`.
@@ -253,14 +259,15 @@ fn update<F: Scalar, C, const S: usize>(
         let state = states.get(i);
         let c = constants(state.map_or(0, |s| s.step) + 1);
         let bufs: [&[F]; S] = std::array::from_fn(|j| state.map_or(&[][..], |s| &s.buffers[j][..]));
-        for (run, decayed) in slot.decay.runs(slot.params.len()) {
-            for i in run {
-                let g = slot.grads[i];
-                let (theta, s) = rule(&c, slot.params[i], g, bufs.map(|b| b[i]), decayed);
+        slot.decay.for_each_run(slot.params.len(), |run, decayed| {
+            let (params, grads) = (&slot.params[run.clone()], &slot.grads[run.clone()]);
+            let bufs = bufs.map(|b| &b[run.clone()]);
+            for (i, (&theta, &g)) in params.iter().zip(grads).enumerate() {
+                let (theta, s) = rule(&c, theta, g, bufs.map(|b| b[i]), decayed);
                 finite_grads &= g.is_finite();
                 finite_update &= theta.is_finite() & s.iter().all(|v| v.is_finite());
             }
-        }
+        });
     }
     if !(finite_grads && finite_update) {
         states.truncate(sized);
@@ -287,16 +294,18 @@ fn update<F: Scalar, C, const S: usize>(
             }
             None => std::array::from_fn(|_| &mut [][..]),
         };
-        for (run, decayed) in slot.decay.runs(slot.params.len()) {
-            for i in run {
-                let (theta, s) =
-                    rule(&c, slot.params[i], slot.grads[i], bufs.each_ref().map(|b| b[i]), decayed);
-                slot.params[i] = theta;
+        let (params, grads) = (&mut *slot.params, slot.grads);
+        slot.decay.for_each_run(params.len(), |run, decayed| {
+            let (params, grads) = (&mut params[run.clone()], &grads[run.clone()]);
+            let mut bufs = bufs.each_mut().map(|b| &mut b[run.clone()]);
+            for (i, (theta, &g)) in params.iter_mut().zip(grads).enumerate() {
+                let (new, s) = rule(&c, *theta, g, bufs.each_ref().map(|b| b[i]), decayed);
+                *theta = new;
                 for (b, v) in bufs.iter_mut().zip(s) {
                     b[i] = v;
                 }
             }
-        }
+        });
     }
     Ok(())
 }
@@ -626,7 +635,11 @@ mod tests {
     #[test]
     #[allow(clippy::single_range_in_vec_init)] // one range is a list of ranges here
     fn decay_runs_cover_the_buffer_in_order() {
-        let runs = |d: Decay<'_>, len| d.runs(len).collect::<Vec<_>>();
+        let runs = |d: Decay<'_>, len| {
+            let mut v = Vec::new();
+            d.for_each_run(len, |r, decayed| v.push((r, decayed)));
+            v
+        };
         assert_eq!(runs(Decay::All, 5), [(0..5, true)]);
         assert_eq!(runs(Decay::Nothing, 5), [(0..5, false)]);
         assert_eq!(
