@@ -1,22 +1,50 @@
-//! The checkpoint loader on arbitrary bytes: `from_bytes` returns a network or a typed
-//! `CheckpointError`, never a panic or an abort, for every scalar type and activation.
+//! The checkpoint loaders on arbitrary bytes: `from_bytes` returns a network, and
+//! `TrainingState::from_bytes` a training state, or a typed `CheckpointError`, never a panic
+//! or an abort, for every scalar type and activation.
 //!
 //! A network that loads must be usable and must round-trip: its parameters are finite, its
 //! dimensions nonzero, a forward pass works, and `to_bytes` of it loads back to the same
-//! parameters (bitwise).
+//! parameters (bitwise). A training state that loads round-trips through `to_bytes`, and
+//! restoring its `net` and `opt` entries into a 1→1→1 network and an Adam either works or is
+//! a typed error.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use two_layer_net::ndarray::Array2;
 use two_layer_net::{
-    Activation, Error, Identity, LeakyRelu, Relu, Scalar, Sigmoid, Tanh, from_bytes, to_bytes,
+    Activation, Adam, Error, Identity, LeakyRelu, Relu, Scalar, Sigmoid, Tanh, TrainingState, TwoLayerNet,
+    from_bytes, to_bytes,
 };
 
 fuzz_target!(|data: &[u8]| {
     each_activation::<f32>(data);
     each_activation::<f64>(data);
+    training_state::<f32>(data);
+    training_state::<f64>(data);
 });
+
+fn training_state<F: Scalar>(data: &[u8]) {
+    let state = match TrainingState::<F>::from_bytes(data) {
+        Ok(state) => state,
+        Err(e) => {
+            let _ = (e.to_string(), format!("{e:?}"));
+            return;
+        }
+    };
+    let bytes = state.to_bytes().expect("to_bytes of a loaded state");
+    assert_eq!(TrainingState::<F>::from_bytes(&bytes).expect("from_bytes of to_bytes"), state, "round trip");
+    let mut net = TwoLayerNet::<F>::new(
+        1,
+        1,
+        1,
+        &mut <two_layer_net::rand::rngs::StdRng as two_layer_net::rand::SeedableRng>::seed_from_u64(0),
+    )
+    .expect("a 1x1x1 net");
+    let _ = state.restore_net("net", &mut net).map_err(|e| e.to_string());
+    assert!(net.params().as_slice().iter().all(|v| v.is_finite()));
+    let _ = state.restore_optimizer("opt", &mut Adam::new(F::cast(0.1))).map_err(|e| e.to_string());
+}
 
 fn each_activation<F: Scalar>(data: &[u8]) {
     load::<F, Relu>(data);

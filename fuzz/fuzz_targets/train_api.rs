@@ -292,7 +292,12 @@ fn op<F: Scalar, A: Activation>(
         }
         10 => {
             // Calls that only read.
-            let _ = (net.workspace_bytes(), net.workspace_rows(), net.param_bytes(), net.gradients().map(|g| g.len()));
+            let _ = (
+                net.workspace_bytes(),
+                net.workspace_rows(),
+                net.param_bytes(),
+                net.gradients().map(|g| g.len()),
+            );
             (false, Ok(()))
         }
         _ => {
