@@ -14,7 +14,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use two_layer_net::ndarray::Array2;
 use two_layer_net::rand::{SeedableRng, rngs::StdRng};
 use two_layer_net::{Init, Scratch, TwoLayerNet, set_num_threads};
@@ -23,8 +23,9 @@ const D: usize = 784;
 const H: usize = 256;
 const K: usize = 10;
 const N: usize = 32;
-/// Batches each thread forwards per iteration.
-const CALLS: u64 = 16;
+/// Batches each thread forwards per iteration: enough (≈ 12 ms) that starting the threads
+/// and the one that finishes last do not weigh on a sample.
+const CALLS: u64 = 64;
 
 /// `threads` threads, each forwarding `calls` batches per iteration through `net`; the wall
 /// time of `iters` iterations.
@@ -47,6 +48,7 @@ fn shared_inference(c: &mut Criterion) {
     let net = TwoLayerNet::<f32>::with_init(D, H, K, Init::He, &mut StdRng::seed_from_u64(0)).unwrap();
     let x = Array2::from_shape_fn((N, D), |(i, j)| ((i * 31 + j * 7) % 17) as f32 / 17.0 - 0.5);
     let mut group = c.benchmark_group(format!("shared_inference/{D}x{H}x{K}/N={N}"));
+    group.sampling_mode(SamplingMode::Flat).sample_size(20);
     group.throughput(Throughput::Elements(2 * CALLS * N as u64));
     for (name, threads, calls, openblas) in [
         ("1 thread", 1, 2 * CALLS, 1),
