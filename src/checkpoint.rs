@@ -567,12 +567,8 @@ pub fn from_bytes_with<F: Scalar, A: Activation>(
     bytes: &[u8],
     activation: A,
 ) -> Result<TwoLayerNet<F, A>, CheckpointError> {
-    let format_error = |e: safetensors::SafeTensorError| CheckpointError::Format(e.to_string());
-    check_header_numbers(bytes)?;
-    let file = SafeTensors::deserialize(bytes).map_err(format_error)?;
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(format_error)?;
-    let no_metadata = HashMap::new();
-    let meta = header.metadata().as_ref().unwrap_or(&no_metadata);
+    let (file, meta) = parse(bytes)?;
+    let meta = &meta;
 
     expect_metadata(meta, "format", FORMAT)?;
     expect_metadata(meta, "layout", LAYOUT)?;
@@ -635,13 +631,23 @@ pub fn from_bytes_with<F: Scalar, A: Activation>(
     Ok(TwoLayerNet::<F>::from_params(p.w1, p.b1, p.w2, p.b2)?.with_activation(activation))
 }
 
+/// The tensors and the metadata of a safetensors file (no metadata: an empty map), after
+/// [`check_header_numbers`].
+pub(crate) fn parse(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, String>), CheckpointError> {
+    let format_error = |e: safetensors::SafeTensorError| CheckpointError::Format(e.to_string());
+    check_header_numbers(bytes)?;
+    let file = SafeTensors::deserialize(bytes).map_err(format_error)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(format_error)?;
+    Ok((file, header.metadata().clone().unwrap_or_default()))
+}
+
 /// Refuses a header with a number larger than the whole buffer, before the safetensors parser
 /// sees it. The only numbers in a safetensors header are tensor shapes and data offsets, and
 /// no checkpoint that loads has one that large; but safetensors 0.8.0 adds the last offset to
 /// the header length unchecked (`read_metadata`: `buffer_end + N_LEN + n`), which a crafted
 /// header overflows: a panic in a debug build, an out-of-bounds slice later in a release one.
 /// A header that cannot be cut out of `bytes` is left for the parser to report.
-pub(crate) fn check_header_numbers(bytes: &[u8]) -> Result<(), CheckpointError> {
+fn check_header_numbers(bytes: &[u8]) -> Result<(), CheckpointError> {
     let Some((len, rest)) = bytes.split_first_chunk::<8>() else { return Ok(()) };
     let Some(header) = usize::try_from(u64::from_le_bytes(*len)).ok().and_then(|n| rest.get(..n)) else {
         return Ok(());

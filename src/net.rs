@@ -448,7 +448,6 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
 
     /// Adds `reg·W` to the weight gradients for the L2 penalty of `loss` (after the gradients
     /// of the data loss are complete: summed over processes, say).
-    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     pub(crate) fn add_penalty_gradient<L: Loss<F>>(&mut self, loss: &L) {
         l2_backward(loss.l2(), &self.params, &mut self.grads);
     }

@@ -34,11 +34,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::Path;
 
+use safetensors::Dtype;
 use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
 
 use crate::activation::Activation;
-use crate::checkpoint::{CheckpointError, check_header_numbers, decode, dtype, encode, write_atomic};
+use crate::checkpoint::{CheckpointError, decode, dtype, encode, parse, write_atomic};
 use crate::error::Error;
 use crate::net::TwoLayerNet;
 use crate::optim::{Optimizer, OptimizerState, SlotState};
@@ -388,12 +388,7 @@ impl<F: Scalar> TrainingState<F> {
     /// [`CheckpointError::DType`] for a tensor of another dtype; [`CheckpointError::NonFinite`]
     /// for a NaN or infinite value; [`CheckpointError::Entry`] for a negative step count.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CheckpointError> {
-        let format_error = |e: safetensors::SafeTensorError| CheckpointError::Format(e.to_string());
-        check_header_numbers(bytes)?;
-        let file = SafeTensors::deserialize(bytes).map_err(format_error)?;
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(format_error)?;
-        let no_metadata = HashMap::new();
-        let meta = header.metadata().as_ref().unwrap_or(&no_metadata);
+        let (file, meta) = parse(bytes)?;
         for (key, expected) in [("format", FORMAT), ("dtype", F::NAME)] {
             if meta.get(key).map(String::as_str) != Some(expected) {
                 return Err(CheckpointError::Metadata {
@@ -404,7 +399,7 @@ impl<F: Scalar> TrainingState<F> {
             }
         }
         let mut state = Self::new();
-        for (key, value) in meta {
+        for (key, value) in &meta {
             if let Some(k) = key.strip_prefix("loop.") {
                 state.loop_state.insert(k.to_owned(), value.clone());
             } else if let Some(k) = key.strip_prefix("user.") {
