@@ -224,6 +224,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     pub fn penalty<L: Loss<F>>(&self, loss: &L) -> F {
         l2_penalty(loss.l2(), &self.params)
     }
+
     /// `W1`, D×H.
     pub fn w1(&self) -> ArrayView2<'_, F> {
         self.params.w1()
