@@ -115,7 +115,7 @@ pub use optim::{Adam, AdamW, Decay, Momentum, Optimizer, OptimizerState, Sgd, Sl
 pub use params::{Gradients, Params, ParamsView, ParamsViewMut};
 pub use scalar::Scalar;
 pub use state::TrainingState;
-pub use train::{Epoch, Fit, Progress, Targets, accuracy, fit};
+pub use train::{Epoch, EpochEnd, Fit, Progress, Targets, Trainer, accuracy, fit};
 
 /// Internals exposed to the fuzz targets in `fuzz/` (feature `fuzzing`); not public API.
 #[cfg(feature = "fuzzing")]

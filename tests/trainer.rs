@@ -1,0 +1,134 @@
+//! The steerable training loop: a run cut into calls equals the run in one call, any
+//! `epochs` works with a callback that stops, the callback steers the network and the
+//! optimizer, and a loop's position round-trips through a training state.
+
+mod common;
+
+use std::ops::ControlFlow;
+
+use common::bits;
+use two_layer_net::ndarray::{Array1, Array2};
+use two_layer_net::rand::SeedableRng;
+use two_layer_net::rand::rngs::StdRng;
+use two_layer_net::{
+    Adam, CheckpointError, Fit, Momentum, Optimizer, Progress, Sgd, SoftmaxCrossEntropy, Trainer,
+    TrainingState, TwoLayerNet, datasets,
+};
+
+fn data() -> (Array2<f64>, Array1<usize>) {
+    datasets::spiral::<f64, _>(20, 3, &mut StdRng::seed_from_u64(1))
+}
+
+fn net() -> TwoLayerNet<f64> {
+    TwoLayerNet::<f64>::new(2, 12, 3, &mut StdRng::seed_from_u64(2)).unwrap()
+}
+
+fn settings(epochs: usize) -> Fit {
+    Fit { epochs, batch_size: 7, shuffle: true, seed: 11, progress: Progress::Off }
+}
+
+fn go<O: Optimizer<f64>>(
+    trainer: &mut Trainer,
+    net: &mut TwoLayerNet<f64>,
+    opt: &mut O,
+) -> Vec<two_layer_net::Epoch> {
+    let (x, labels) = data();
+    trainer
+        .fit(net, x.view(), labels.view(), &SoftmaxCrossEntropy, opt, |_| ControlFlow::Continue(()))
+        .unwrap()
+}
+
+/// `fit` to 10 epochs then to 20 equals `fit` to 20: for SGD (fused), momentum and Adam.
+#[test]
+fn a_run_cut_into_calls_equals_the_run_in_one_call() {
+    fn check<O: Optimizer<f64>>(make: impl Fn() -> O) {
+        let (mut whole, mut whole_opt) = (net(), make());
+        let mut one = Trainer::new(settings(20));
+        let h = go(&mut one, &mut whole, &mut whole_opt);
+        assert_eq!((h.len(), one.epoch()), (20, 20));
+
+        let (mut cut, mut cut_opt) = (net(), make());
+        let mut two = Trainer::new(settings(10));
+        go(&mut two, &mut cut, &mut cut_opt);
+        two.settings.epochs = 20;
+        let h2 = go(&mut two, &mut cut, &mut cut_opt);
+        assert_eq!(h2.first().map(|e| e.epoch), Some(10));
+        assert_eq!(bits(cut.params().as_slice()), bits(whole.params().as_slice()));
+        assert_eq!(two.steps(), one.steps());
+        assert_eq!(h2.last().map(|e| e.loss.to_bits()), h.last().map(|e| e.loss.to_bits()));
+    }
+    check(|| Sgd::new(0.1));
+    check(|| Momentum::nesterov(0.05, 0.9));
+    check(|| Adam::new(1e-2));
+}
+
+/// "Train until the callback says stop": no allocation in proportion to `epochs`, no
+/// overflow in the progress bar's count.
+#[test]
+fn any_epoch_count_works_with_a_callback_that_stops() {
+    let (x, labels) = data();
+    for epochs in [1 << 40, usize::MAX] {
+        let mut net = net();
+        let mut trainer = Trainer::new(Fit { progress: Progress::Auto, ..settings(epochs) });
+        let h = trainer
+            .fit(&mut net, x.view(), labels.view(), &SoftmaxCrossEntropy, &mut Sgd::new(0.1), |end| {
+                if end.report.epoch == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            })
+            .unwrap();
+        assert_eq!((h.len(), trainer.epoch()), (3, 3));
+    }
+}
+
+/// The callback evaluates the network and lowers the learning rate; the report carries it.
+#[test]
+fn the_callback_steers_the_network_and_the_optimizer() {
+    let (x, labels) = data();
+    let mut net = net();
+    let mut adam = Adam::new(1e-2);
+    let mut accuracies = Vec::new();
+    let h = Trainer::new(settings(6))
+        .fit(&mut net, x.view(), labels.view(), &SoftmaxCrossEntropy, &mut adam, |end| {
+            accuracies.push(end.net.accuracy(x.view(), labels.view()).unwrap());
+            end.optimizer.lr *= 0.5;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(accuracies.len(), 6);
+    let rates: Vec<f64> = h.iter().map(|e| e.learning_rate).collect();
+    assert_eq!(rates, [1e-2, 5e-3, 2.5e-3, 1.25e-3, 6.25e-4, 3.125e-4]);
+    assert_eq!(adam.lr, 1e-2 / 64.0);
+}
+
+/// A loop saved after 4 epochs and restored into a new `Trainer` goes on as the first would.
+#[test]
+fn a_loops_position_round_trips_through_a_training_state() {
+    let (mut a, mut a_opt) = (net(), Adam::new(1e-2));
+    let mut first = Trainer::new(settings(4));
+    go(&mut first, &mut a, &mut a_opt);
+    let mut state = TrainingState::new();
+    first.save(&mut state);
+    state.set_net("net", &a).unwrap();
+    state.set_optimizer("opt", &a_opt).unwrap();
+    let state = TrainingState::<f64>::from_bytes(&state.to_bytes().unwrap()).unwrap();
+
+    let (mut b, mut b_opt) = (net(), Adam::new(0.3));
+    let mut second = Trainer::new(settings(9));
+    second.restore(&state).unwrap();
+    state.restore_net("net", &mut b).unwrap();
+    state.restore_optimizer("opt", &mut b_opt).unwrap();
+    assert_eq!((second.epoch(), second.steps()), (4, first.steps()));
+    first.settings.epochs = 9;
+    go(&mut first, &mut a, &mut a_opt);
+    go(&mut second, &mut b, &mut b_opt);
+    assert_eq!(bits(b.params().as_slice()), bits(a.params().as_slice()));
+
+    let mut other_seed = Trainer::new(Fit { seed: 12, ..settings(9) });
+    assert!(
+        matches!(other_seed.restore(&state), Err(CheckpointError::Entry { name, .. }) if name == "loop.seed")
+    );
+    assert_eq!(other_seed.epoch(), 0);
+    assert!(matches!(
+        Trainer::new(settings(9)).restore(&TrainingState::<f64>::new()),
+        Err(CheckpointError::Entry { .. })
+    ));
+}
