@@ -97,6 +97,7 @@ mod optim;
 pub mod parallel;
 mod params;
 mod scalar;
+mod split;
 mod state;
 mod train;
 mod workspace;
@@ -114,8 +115,9 @@ pub use net::TwoLayerNet;
 pub use optim::{Adam, AdamW, Decay, Momentum, Optimizer, OptimizerState, Sgd, Slot, SlotState};
 pub use params::{Gradients, Params, ParamsView, ParamsViewMut};
 pub use scalar::Scalar;
+pub use split::{Split, split, split_stratified};
 pub use state::TrainingState;
-pub use train::{Epoch, EpochEnd, Fit, Progress, Targets, Trainer, accuracy, fit};
+pub use train::{EarlyStopping, Epoch, EpochEnd, Fit, Monitor, Progress, Targets, Trainer, accuracy, fit};
 
 /// Internals exposed to the fuzz targets in `fuzz/` (feature `fuzzing`); not public API.
 #[cfg(feature = "fuzzing")]

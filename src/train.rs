@@ -18,6 +18,7 @@ use crate::net::{TwoLayerNet, argmax};
 use crate::optim::Optimizer;
 use crate::scalar::Scalar;
 use crate::state::TrainingState;
+use crate::workspace::Scratch;
 
 /// Targets that a training loop can cut into mini-batches, one row per example: a matrix
 /// (N×K, for [`Mse`](crate::Mse)) or class labels (N, for
@@ -46,6 +47,14 @@ pub trait Targets<F: Scalar, L: Loss<F>> {
     fn correct(_yhat: ArrayView2<'_, F>, _batch: &Self::Batch, _rows: usize) -> Option<usize> {
         None
     }
+
+    /// All the targets, as the loss takes them.
+    fn target(&self) -> L::Target<'_>;
+
+    /// The class labels, for classifiers.
+    fn labels(&self) -> Option<ArrayView1<'_, usize>> {
+        None
+    }
 }
 
 impl<F: Scalar, L> Targets<F, L> for ArrayView2<'_, F>
@@ -70,6 +79,9 @@ where
     fn view(batch: &Array2<F>, rows: usize) -> ArrayView2<'_, F> {
         batch.slice_axis(Axis(0), (0..rows).into())
     }
+    fn target(&self) -> ArrayView2<'_, F> {
+        self.view()
+    }
 }
 
 impl<F: Scalar, L> Targets<F, L> for ArrayView1<'_, usize>
@@ -93,6 +105,12 @@ where
     }
     fn view(batch: &Array1<usize>, rows: usize) -> ArrayView1<'_, usize> {
         batch.slice_axis(Axis(0), (0..rows).into())
+    }
+    fn target(&self) -> ArrayView1<'_, usize> {
+        self.view()
+    }
+    fn labels(&self) -> Option<ArrayView1<'_, usize>> {
+        Some(self.view())
     }
     fn correct(yhat: ArrayView2<'_, F>, batch: &Array1<usize>, rows: usize) -> Option<usize> {
         Some(
@@ -153,10 +171,78 @@ pub struct Epoch {
     /// For classifiers: the fraction of examples classified right, each counted at its step
     /// (before that step's update).
     pub accuracy: Option<f64>,
+    /// The loss on the validation set after the epoch (penalty included, as in `loss`), when
+    /// there is one.
+    pub val_loss: Option<f64>,
+    /// The accuracy on the validation set after the epoch, for classifiers.
+    pub val_accuracy: Option<f64>,
     /// The optimizer's learning rate at the epoch's last step.
     pub learning_rate: f64,
     /// Examples per second over the epoch.
     pub samples_per_sec: f64,
+}
+
+/// A figure of the epoch report that [`EarlyStopping`] watches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Monitor {
+    /// [`Epoch::val_loss`]; lower is better.
+    #[default]
+    ValLoss,
+    /// [`Epoch::val_accuracy`]; higher is better.
+    ValAccuracy,
+    /// [`Epoch::loss`], the training loss; lower is better.
+    Loss,
+}
+
+impl Monitor {
+    fn value(self, e: &Epoch) -> Option<f64> {
+        match self {
+            Monitor::ValLoss => e.val_loss,
+            Monitor::ValAccuracy => e.val_accuracy,
+            Monitor::Loss => Some(e.loss),
+        }
+    }
+
+    /// Whether `value` improves on `best` by more than `min_delta`.
+    fn improves(self, value: f64, best: f64, min_delta: f64) -> bool {
+        match self {
+            Monitor::ValAccuracy => value > best + min_delta,
+            Monitor::ValLoss | Monitor::Loss => value < best - min_delta,
+        }
+    }
+}
+
+/// Stop when a figure stops improving, as Keras's `EarlyStopping`: an epoch improves when its
+/// [`monitor`](Self::monitor) beats the best so far by more than `min_delta`; after
+/// `patience` epochs in a row without improvement the loop stops and, with `restore_best`,
+/// puts back the parameters of the best epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EarlyStopping {
+    /// What to watch; the default, [`Monitor::ValLoss`], needs a validation set.
+    pub monitor: Monitor,
+    /// Epochs without improvement before stopping; default 5.
+    pub patience: usize,
+    /// The least change that counts as an improvement; default 0.
+    pub min_delta: f64,
+    /// Put back the best epoch's parameters when stopping; default true (Keras: false).
+    pub restore_best: bool,
+}
+
+impl Default for EarlyStopping {
+    fn default() -> Self {
+        EarlyStopping { monitor: Monitor::ValLoss, patience: 5, min_delta: 0.0, restore_best: true }
+    }
+}
+
+/// The best epoch so far of an [`EarlyStopping`], and how many epochs have not beaten it.
+#[derive(Clone, Debug, PartialEq)]
+struct Best {
+    value: f64,
+    epoch: usize,
+    wait: usize,
+    /// The parameters after that epoch (exact: `f32` widens to `f64` losslessly), kept when
+    /// `restore_best` is set.
+    params: Vec<f64>,
 }
 
 /// What the callback of [`Trainer::fit`] gets after each epoch: the epoch's report, and the
@@ -184,7 +270,7 @@ pub struct EpochEnd<'a, F: Scalar, A: Activation, O> {
 /// let mut net = TwoLayerNet::<f64>::new(2, 32, 3, &mut StdRng::seed_from_u64(1))?;
 /// let mut adam = Adam::new(1e-2);
 /// let mut trainer = Trainer::new(Fit { epochs: 100, progress: Progress::Off, ..Fit::default() });
-/// trainer.fit(&mut net, x.view(), labels.view(), &SoftmaxCrossEntropy, &mut adam, |end| {
+/// trainer.fit(&mut net, x.view(), labels.view(), None, &SoftmaxCrossEntropy, &mut adam, |end| {
 ///     if end.report.epoch == 49 {
 ///         end.optimizer.lr /= 10.0; // the callback may steer the optimizer …
 ///     }
@@ -198,16 +284,37 @@ pub struct EpochEnd<'a, F: Scalar, A: Activation, O> {
 pub struct Trainer {
     /// The settings.
     pub settings: Fit,
+    /// Stop when a figure stops improving; none by default.
+    pub early_stopping: Option<EarlyStopping>,
     /// Epochs completed.
     epoch: usize,
     /// Optimizer steps taken.
     step: u64,
+    /// Early stopping's best epoch so far.
+    best: Option<Best>,
+    /// Whether early stopping ended the last `fit`.
+    stopped: bool,
 }
 
 impl Trainer {
     /// A loop at its start, with `settings`.
     pub fn new(settings: Fit) -> Self {
-        Trainer { settings, epoch: 0, step: 0 }
+        Trainer { settings, early_stopping: None, epoch: 0, step: 0, best: None, stopped: false }
+    }
+
+    /// The same loop, with early stopping.
+    pub fn with_early_stopping(self, early_stopping: EarlyStopping) -> Self {
+        Trainer { early_stopping: Some(early_stopping), ..self }
+    }
+
+    /// Early stopping's best epoch so far and its figure.
+    pub fn best(&self) -> Option<(usize, f64)> {
+        self.best.as_ref().map(|b| (b.epoch, b.value))
+    }
+
+    /// Whether early stopping ended the last [`fit`](Self::fit).
+    pub fn stopped_early(&self) -> bool {
+        self.stopped
     }
 
     /// Epochs completed.
@@ -227,6 +334,14 @@ impl Trainer {
         section.insert("epoch".into(), self.epoch.to_string());
         section.insert("step".into(), self.step.to_string());
         section.insert("seed".into(), self.settings.seed.to_string());
+        if let Some(best) = &self.best {
+            section.insert("best.value".into(), format!("{:?}", best.value));
+            section.insert("best.epoch".into(), best.epoch.to_string());
+            section.insert("best.wait".into(), best.wait.to_string());
+            let params: Vec<F> = best.params.iter().map(|&v| F::cast(v)).collect();
+            // The parameters of a finished epoch are finite, so this cannot fail.
+            let _ = state.set_tensor("loop.best_params", &[params.len()], &params);
+        }
     }
 
     /// Puts back the position [`save`](Self::save) recorded.
@@ -255,27 +370,48 @@ impl Trainer {
             expected: "an epoch count".into(),
             found: Some(epoch.to_string()),
         })?;
-        (self.epoch, self.step) = (epoch, step);
+        let best = match state.loop_state().get("best.value") {
+            None => None,
+            Some(value) => Some(Best {
+                value: value.parse().map_err(|_| CheckpointError::Entry {
+                    name: "loop.best.value".into(),
+                    expected: "a number".into(),
+                    found: Some(value.clone()),
+                })?,
+                epoch: number("best.epoch")? as usize,
+                wait: number("best.wait")? as usize,
+                params: state
+                    .tensor("loop.best_params")
+                    .map_or(Vec::new(), |(_, v)| v.iter().map(|x| x.as_f64()).collect()),
+            }),
+        };
+        (self.epoch, self.step, self.best) = (epoch, step, best);
         Ok(())
     }
 
     /// Trains `net` on (`x`, `targets`) from the current epoch up to `settings.epochs`: each
     /// epoch in the order of its seeded shuffle (or in order), one
-    /// [`Optimizer::train_step`] per batch (the fused step for [`Sgd`](crate::Sgd)), then
-    /// `on_epoch` with the report, the network and the optimizer; `ControlFlow::Break(())`
-    /// stops the loop after that epoch. Returns the reports of the epochs run.
+    /// [`Optimizer::train_step`] per batch (the fused step for [`Sgd`](crate::Sgd)); then the
+    /// loss (and accuracy) on `validation` if given, [`early_stopping`](Self::early_stopping)
+    /// if set, and `on_epoch` with the report, the network and the optimizer;
+    /// `ControlFlow::Break(())` stops the loop after that epoch. Returns the reports of the
+    /// epochs run. [`split`](crate::split) cuts a validation set off the data.
     ///
     /// Buffers for a batch are allocated once per call, before the first epoch; nothing is
     /// allocated in proportion to `epochs`.
     ///
     /// Errors: shape and target errors (a label ≥ K, say) before any step; a step that fails
     /// (e.g. a non-finite loss) stops the loop with [`Error::Training`] naming the epoch and
-    /// step, the parameters left as the last good step made them (and the epoch not counted).
+    /// step, the parameters left as the last good step made them (and the epoch not counted);
+    /// [`Error::Empty`] (`"validation"`) for early stopping on a validation figure without a
+    /// validation set.
+    #[allow(clippy::too_many_arguments)]
     pub fn fit<F, A, L, O, T>(
         &mut self,
         net: &mut TwoLayerNet<F, A>,
         x: ArrayView2<'_, F>,
         targets: T,
+        validation: Option<(ArrayView2<'_, F>, T)>,
         loss: &L,
         opt: &mut O,
         mut on_epoch: impl FnMut(EpochEnd<'_, F, A, O>) -> ControlFlow<()>,
@@ -292,6 +428,16 @@ impl Trainer {
         check_shape("targets", [targets.examples(), 1], [n, 1])?;
         check_shape("x", [n, x.ncols()], [n, net.input_dim()])?;
         targets.check(loss, net.output_dim())?;
+        if let Some((xv, tv)) = &validation {
+            check_shape("validation targets", [tv.examples(), 1], [xv.nrows(), 1])?;
+            check_shape("validation x", [xv.nrows(), xv.ncols()], [xv.nrows(), net.input_dim()])?;
+            tv.check(loss, net.output_dim())?;
+        }
+        let watches_validation = self.early_stopping.is_some_and(|e| e.monitor != Monitor::Loss);
+        if watches_validation && validation.as_ref().is_none_or(|(xv, _)| xv.nrows() == 0) {
+            return Err(Error::Empty { operand: "validation", actual: [0, net.input_dim()] });
+        }
+        self.stopped = false;
         if n == 0 || cfg.batch_size == 0 {
             return Err(Error::Empty {
                 operand: if n == 0 { "x" } else { "batch_size" },
@@ -302,6 +448,7 @@ impl Trainer {
         let mut order: Vec<usize> = (0..n).collect();
         let mut xb = Array2::zeros((bs, x.ncols()));
         let mut tb = targets.batch(bs);
+        let mut scratch = Scratch::new();
         let remaining = cfg.epochs.saturating_sub(self.epoch);
         let bar = match cfg.progress {
             Progress::Auto if std::io::stderr().is_terminal() => {
@@ -343,10 +490,21 @@ impl Trainer {
                 }
             }
             let secs = start.elapsed().as_secs_f64();
+            let (val_loss, val_accuracy) = match &validation {
+                Some((xv, tv)) if xv.nrows() > 0 => {
+                    let l =
+                        net.evaluate_with(xv.view(), tv.target(), loss, &mut scratch)? + net.penalty(loss);
+                    let acc = tv.labels().map(|labels| net.accuracy(xv.view(), labels)).transpose()?;
+                    (Some(l.as_f64()), acc)
+                }
+                _ => (None, None),
+            };
             let report = Epoch {
                 epoch,
                 loss: total / n as f64,
                 accuracy: classified.then(|| correct as f64 / n as f64),
+                val_loss,
+                val_accuracy,
                 learning_rate: opt.learning_rate().as_f64(),
                 samples_per_sec: n as f64 / secs.max(1e-12),
             };
@@ -357,9 +515,10 @@ impl Trainer {
                 None if cfg.progress == Progress::Lines => eprintln!("{line}"),
                 None => {}
             }
+            let stop = self.early_stop(&report, net);
             let flow = on_epoch(EpochEnd { report: &report, net, optimizer: opt });
             history.push(report);
-            if flow.is_break() {
+            if stop || flow.is_break() {
                 break;
             }
         }
@@ -367,6 +526,40 @@ impl Trainer {
             bar.finish_and_clear();
         }
         Ok(history)
+    }
+}
+
+impl Trainer {
+    /// Early stopping's bookkeeping after an epoch: whether to stop (with the best
+    /// parameters put back into `net` when asked).
+    fn early_stop<F: Scalar, A: Activation>(&mut self, report: &Epoch, net: &mut TwoLayerNet<F, A>) -> bool {
+        let Some(es) = self.early_stopping else { return false };
+        let Some(value) = es.monitor.value(report) else { return false };
+        match &mut self.best {
+            Some(best) if !es.monitor.improves(value, best.value, es.min_delta) => {
+                best.wait += 1;
+                if best.wait < es.patience.max(1) {
+                    return false;
+                }
+                if es.restore_best && !best.params.is_empty() {
+                    for (p, &b) in net.params_mut().as_slice_mut().iter_mut().zip(&best.params) {
+                        *p = F::cast(b);
+                    }
+                }
+                self.stopped = true;
+                true
+            }
+            best => {
+                let params = best.take().map(|b| b.params).unwrap_or_default();
+                let mut params = if es.restore_best { params } else { Vec::new() };
+                if es.restore_best {
+                    params.clear();
+                    params.extend(net.params().as_slice().iter().map(|p| p.as_f64()));
+                }
+                *best = Some(Best { value, epoch: report.epoch, wait: 0, params });
+                false
+            }
+        }
     }
 }
 
@@ -416,7 +609,7 @@ where
     O: Optimizer<F>,
     T: Targets<F, L>,
 {
-    Trainer::new(cfg.clone()).fit(net, x, targets, loss, opt, |end| on_epoch(end.report))
+    Trainer::new(cfg.clone()).fit(net, x, targets, None, loss, opt, |end| on_epoch(end.report))
 }
 
 fn progress_bar(steps: usize) -> ProgressBar {
@@ -428,8 +621,18 @@ fn progress_bar(steps: usize) -> ProgressBar {
 }
 
 fn epoch_line(e: &Epoch, epochs: usize) -> String {
-    let acc = e.accuracy.map(|a| format!(", accuracy {:.1}%", 100.0 * a)).unwrap_or_default();
-    format!("epoch {}/{epochs}: loss {:.6}{acc}, {:.0} samples/s", e.epoch + 1, e.loss, e.samples_per_sec)
+    let pct =
+        |label: &str, a: Option<f64>| a.map(|a| format!(", {label} {:.1}%", 100.0 * a)).unwrap_or_default();
+    let val = e.val_loss.map(|l| format!(", val loss {l:.6}")).unwrap_or_default();
+    format!(
+        "epoch {}/{epochs}: loss {:.6}{}{val}{}, lr {:.3e}, {:.0} samples/s",
+        e.epoch + 1,
+        e.loss,
+        pct("accuracy", e.accuracy),
+        pct("val accuracy", e.val_accuracy),
+        e.learning_rate,
+        e.samples_per_sec
+    )
 }
 
 /// The fraction of rows of `x` whose largest output is the label:

@@ -34,7 +34,7 @@ fn go<O: Optimizer<f64>>(
 ) -> Vec<two_layer_net::Epoch> {
     let (x, labels) = data();
     trainer
-        .fit(net, x.view(), labels.view(), &SoftmaxCrossEntropy, opt, |_| ControlFlow::Continue(()))
+        .fit(net, x.view(), labels.view(), None, &SoftmaxCrossEntropy, opt, |_| ControlFlow::Continue(()))
         .unwrap()
 }
 
@@ -71,7 +71,7 @@ fn any_epoch_count_works_with_a_callback_that_stops() {
         let mut net = net();
         let mut trainer = Trainer::new(Fit { progress: Progress::Auto, ..settings(epochs) });
         let h = trainer
-            .fit(&mut net, x.view(), labels.view(), &SoftmaxCrossEntropy, &mut Sgd::new(0.1), |end| {
+            .fit(&mut net, x.view(), labels.view(), None, &SoftmaxCrossEntropy, &mut Sgd::new(0.1), |end| {
                 if end.report.epoch == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
             })
             .unwrap();
@@ -87,7 +87,7 @@ fn the_callback_steers_the_network_and_the_optimizer() {
     let mut adam = Adam::new(1e-2);
     let mut accuracies = Vec::new();
     let h = Trainer::new(settings(6))
-        .fit(&mut net, x.view(), labels.view(), &SoftmaxCrossEntropy, &mut adam, |end| {
+        .fit(&mut net, x.view(), labels.view(), None, &SoftmaxCrossEntropy, &mut adam, |end| {
             accuracies.push(end.net.accuracy(x.view(), labels.view()).unwrap());
             end.optimizer.lr *= 0.5;
             ControlFlow::Continue(())
@@ -102,8 +102,13 @@ fn the_callback_steers_the_network_and_the_optimizer() {
 /// A loop saved after 4 epochs and restored into a new `Trainer` goes on as the first would.
 #[test]
 fn a_loops_position_round_trips_through_a_training_state() {
+    let es = two_layer_net::EarlyStopping {
+        monitor: two_layer_net::Monitor::Loss,
+        patience: 100,
+        ..Default::default()
+    };
     let (mut a, mut a_opt) = (net(), Adam::new(1e-2));
-    let mut first = Trainer::new(settings(4));
+    let mut first = Trainer::new(settings(4)).with_early_stopping(es);
     go(&mut first, &mut a, &mut a_opt);
     let mut state = TrainingState::new();
     first.save(&mut state);
@@ -112,8 +117,10 @@ fn a_loops_position_round_trips_through_a_training_state() {
     let state = TrainingState::<f64>::from_bytes(&state.to_bytes().unwrap()).unwrap();
 
     let (mut b, mut b_opt) = (net(), Adam::new(0.3));
-    let mut second = Trainer::new(settings(9));
+    let mut second = Trainer::new(settings(9)).with_early_stopping(es);
     second.restore(&state).unwrap();
+    assert_eq!(second.best(), first.best());
+    assert!(second.best().is_some());
     state.restore_net("net", &mut b).unwrap();
     state.restore_optimizer("opt", &mut b_opt).unwrap();
     assert_eq!((second.epoch(), second.steps()), (4, first.steps()));
@@ -121,6 +128,7 @@ fn a_loops_position_round_trips_through_a_training_state() {
     go(&mut first, &mut a, &mut a_opt);
     go(&mut second, &mut b, &mut b_opt);
     assert_eq!(bits(b.params().as_slice()), bits(a.params().as_slice()));
+    assert_eq!(second, first, "the same position, settings and best epoch");
 
     let mut other_seed = Trainer::new(Fit { seed: 12, ..settings(9) });
     assert!(
@@ -131,4 +139,77 @@ fn a_loops_position_round_trips_through_a_training_state() {
         Trainer::new(settings(9)).restore(&TrainingState::<f64>::new()),
         Err(CheckpointError::Entry { .. })
     ));
+}
+
+/// Validation figures in every report; early stopping on them stops after `patience` epochs
+/// without improvement and puts back the best epoch's parameters.
+#[test]
+fn early_stopping_on_validation_loss_restores_the_best_epoch() {
+    use two_layer_net::{EarlyStopping, Monitor, split_stratified};
+    let (x, labels) = datasets::spiral::<f64, _>(40, 3, &mut StdRng::seed_from_u64(3));
+    let ((xt, yt), (xv, yv)) = split_stratified(x.view(), labels.view(), 0.25, 5).unwrap();
+    // A large learning rate, so that the validation loss turns up again.
+    let mut net = net();
+    let es = EarlyStopping { monitor: Monitor::ValLoss, patience: 3, min_delta: 0.0, restore_best: true };
+    let mut trainer = Trainer::new(settings(500)).with_early_stopping(es);
+    let mut snapshots = Vec::new();
+    let h = trainer
+        .fit(
+            &mut net,
+            xt.view(),
+            yt.view(),
+            Some((xv.view(), yv.view())),
+            &SoftmaxCrossEntropy,
+            &mut Adam::new(0.2),
+            |end| {
+                snapshots.push(end.net.params().clone());
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+    assert!(trainer.stopped_early(), "500 epochs at lr 0.2 should overfit or stall");
+    let (best_epoch, best) = trainer.best().unwrap();
+    let val: Vec<f64> = h.iter().map(|e| e.val_loss.unwrap()).collect();
+    assert_eq!(best, val.iter().copied().fold(f64::INFINITY, f64::min));
+    assert_eq!(val[best_epoch], best);
+    assert_eq!(h.len(), best_epoch + 1 + 3, "stops 3 epochs after the best");
+    assert!(h.iter().all(|e| e.val_accuracy.is_some()));
+    // The network is the best epoch's, not the last one's.
+    assert_eq!(net.params(), &snapshots[best_epoch]);
+    assert_eq!(net.evaluate(xv.view(), yv.view(), &SoftmaxCrossEntropy).unwrap(), best);
+
+    // Watching a validation figure without a validation set is an error before any step.
+    let mut fresh = self::net();
+    let before = fresh.params().clone();
+    let e = Trainer::new(settings(5))
+        .with_early_stopping(EarlyStopping::default())
+        .fit(&mut fresh, xt.view(), yt.view(), None, &SoftmaxCrossEntropy, &mut Sgd::new(0.1), |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_err();
+    assert!(matches!(e, two_layer_net::Error::Empty { operand: "validation", .. }), "{e:?}");
+    assert_eq!(fresh.params(), &before);
+}
+
+#[test]
+fn stratified_split_keeps_class_proportions_and_is_seeded() {
+    use two_layer_net::{split, split_stratified};
+    let (x, labels) = datasets::spiral::<f64, _>(40, 3, &mut StdRng::seed_from_u64(3));
+    let ((xt, yt), (xv, yv)) = split_stratified(x.view(), labels.view(), 0.25, 5).unwrap();
+    assert_eq!((xt.nrows(), xv.nrows()), (90, 30));
+    for c in 0..3 {
+        assert_eq!(yv.iter().filter(|&&l| l == c).count(), 10);
+        assert_eq!(yt.iter().filter(|&&l| l == c).count(), 30);
+    }
+    let again = split_stratified(x.view(), labels.view(), 0.25, 5).unwrap();
+    assert_eq!(again.1.0, xv);
+    assert_ne!(split_stratified(x.view(), labels.view(), 0.25, 6).unwrap().1.0, xv);
+    let y = x.mapv(|v| v * 2.0);
+    let ((a, b), (c, d)) = split(x.view(), y.view(), 0.1, 1).unwrap();
+    assert_eq!((a.nrows(), c.nrows()), (108, 12));
+    assert_eq!(b, a.mapv(|v| v * 2.0));
+    assert_eq!(d, c.mapv(|v| v * 2.0));
+    assert!(split(x.view(), y.view(), 0.0, 1).is_err());
+    assert!(split(x.view(), y.view(), 1.0, 1).is_err());
+    assert!(split(x.view(), y.view(), f64::NAN, 1).is_err());
 }
