@@ -17,6 +17,7 @@ use crate::loss::Loss;
 use crate::net::{TwoLayerNet, argmax};
 use crate::optim::Optimizer;
 use crate::scalar::Scalar;
+use crate::schedule::{Constant, Schedule};
 use crate::state::TrainingState;
 use crate::workspace::Scratch;
 
@@ -281,11 +282,16 @@ pub struct EpochEnd<'a, F: Scalar, A: Activation, O> {
 /// # Ok::<(), two_layer_net::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
-pub struct Trainer {
+pub struct Trainer<S = Constant> {
     /// The settings.
     pub settings: Fit,
     /// Stop when a figure stops improving; none by default.
     pub early_stopping: Option<EarlyStopping>,
+    /// The learning-rate schedule, set before every step; none by default (the optimizer's
+    /// rate is left alone, so the epoch callback can steer it).
+    pub schedule: Option<S>,
+    /// The base rate of the schedule: the optimizer's at the first step.
+    base_lr: Option<f64>,
     /// Epochs completed.
     epoch: usize,
     /// Optimizer steps taken.
@@ -299,12 +305,38 @@ pub struct Trainer {
 impl Trainer {
     /// A loop at its start, with `settings`.
     pub fn new(settings: Fit) -> Self {
-        Trainer { settings, early_stopping: None, epoch: 0, step: 0, best: None, stopped: false }
+        Trainer {
+            settings,
+            early_stopping: None,
+            schedule: None,
+            base_lr: None,
+            epoch: 0,
+            step: 0,
+            best: None,
+            stopped: false,
+        }
     }
+}
 
+impl<S: Schedule> Trainer<S> {
     /// The same loop, with early stopping.
     pub fn with_early_stopping(self, early_stopping: EarlyStopping) -> Self {
         Trainer { early_stopping: Some(early_stopping), ..self }
+    }
+
+    /// The same loop, with a learning-rate schedule (see [`Schedule`]); its base rate is the
+    /// optimizer's at the first step.
+    pub fn with_schedule<S2: Schedule>(self, schedule: S2) -> Trainer<S2> {
+        Trainer {
+            settings: self.settings,
+            early_stopping: self.early_stopping,
+            schedule: Some(schedule),
+            base_lr: self.base_lr,
+            epoch: self.epoch,
+            step: self.step,
+            best: self.best,
+            stopped: self.stopped,
+        }
     }
 
     /// Early stopping's best epoch so far and its figure.
@@ -334,6 +366,9 @@ impl Trainer {
         section.insert("epoch".into(), self.epoch.to_string());
         section.insert("step".into(), self.step.to_string());
         section.insert("seed".into(), self.settings.seed.to_string());
+        if let Some(base) = self.base_lr {
+            section.insert("base_lr".into(), format!("{base:?}"));
+        }
         if let Some(best) = &self.best {
             section.insert("best.value".into(), format!("{:?}", best.value));
             section.insert("best.epoch".into(), best.epoch.to_string());
@@ -385,7 +420,15 @@ impl Trainer {
                     .map_or(Vec::new(), |(_, v)| v.iter().map(|x| x.as_f64()).collect()),
             }),
         };
-        (self.epoch, self.step, self.best) = (epoch, step, best);
+        let base_lr = match state.loop_state().get("base_lr") {
+            None => None,
+            Some(v) => Some(v.parse().map_err(|_| CheckpointError::Entry {
+                name: "loop.base_lr".into(),
+                expected: "a number".into(),
+                found: Some(v.clone()),
+            })?),
+        };
+        (self.epoch, self.step, self.best, self.base_lr) = (epoch, step, best, base_lr);
         Ok(())
     }
 
@@ -474,6 +517,10 @@ impl Trainer {
                 }
                 targets.gather(idx, &mut tb);
                 let xv = xb.slice_axis(Axis(0), (0..m).into());
+                if let Some(schedule) = &self.schedule {
+                    let base = *self.base_lr.get_or_insert(opt.learning_rate().as_f64());
+                    opt.set_learning_rate(F::cast(schedule.lr(base, self.step, epoch)));
+                }
                 let l = opt.train_step(net, xv, T::view(&tb, m), loss).map_err(|e| Error::Training {
                     epoch,
                     step,
@@ -529,7 +576,7 @@ impl Trainer {
     }
 }
 
-impl Trainer {
+impl<S> Trainer<S> {
     /// Early stopping's bookkeeping after an epoch: whether to stop (with the best
     /// parameters put back into `net` when asked).
     fn early_stop<F: Scalar, A: Activation>(&mut self, report: &Epoch, net: &mut TwoLayerNet<F, A>) -> bool {

@@ -11,7 +11,7 @@ use two_layer_net::ndarray::{Array1, Array2};
 use two_layer_net::rand::SeedableRng;
 use two_layer_net::rand::rngs::StdRng;
 use two_layer_net::{
-    Adam, CheckpointError, Fit, Momentum, Optimizer, Progress, Sgd, SoftmaxCrossEntropy, Trainer,
+    Adam, CheckpointError, Fit, Momentum, Optimizer, Progress, Schedule, Sgd, SoftmaxCrossEntropy, Trainer,
     TrainingState, TwoLayerNet, datasets,
 };
 
@@ -27,8 +27,8 @@ fn settings(epochs: usize) -> Fit {
     Fit { epochs, batch_size: 7, shuffle: true, seed: 11, progress: Progress::Off }
 }
 
-fn go<O: Optimizer<f64>>(
-    trainer: &mut Trainer,
+fn go<S: Schedule, O: Optimizer<f64>>(
+    trainer: &mut Trainer<S>,
     net: &mut TwoLayerNet<f64>,
     opt: &mut O,
 ) -> Vec<two_layer_net::Epoch> {
@@ -212,4 +212,36 @@ fn stratified_split_keeps_class_proportions_and_is_seeded() {
     assert!(split(x.view(), y.view(), 0.0, 1).is_err());
     assert!(split(x.view(), y.view(), 1.0, 1).is_err());
     assert!(split(x.view(), y.view(), f64::NAN, 1).is_err());
+}
+
+/// A schedule sets the rate of every step from the base rate; a run cut into calls, or saved
+/// and restored, gets the same rates.
+#[test]
+fn schedules_set_the_rate_and_survive_a_restart() {
+    use two_layer_net::{Cosine, StepDecay, Warmup};
+    let mut net_a = net();
+    let mut sgd = Sgd::new(0.4);
+    let mut trainer = Trainer::new(settings(6)).with_schedule(StepDecay { every: 2, gamma: 0.5 });
+    let h = go(&mut trainer, &mut net_a, &mut sgd);
+    let rates: Vec<f64> = h.iter().map(|e| e.learning_rate).collect();
+    assert_eq!(rates, [0.4, 0.4, 0.2, 0.2, 0.1, 0.1]);
+
+    let schedule = Warmup { steps: 10, then: Cosine { steps: 60, min: 1e-4 } };
+    let (mut whole, mut whole_opt) = (net(), Adam::new(1e-2));
+    let mut one = Trainer::new(settings(12)).with_schedule(schedule);
+    let h = go(&mut one, &mut whole, &mut whole_opt);
+    assert_eq!(h.last().map(|e| e.learning_rate), Some(1e-4));
+
+    let (mut cut, mut cut_opt) = (net(), Adam::new(1e-2));
+    let mut first = Trainer::new(settings(5)).with_schedule(schedule);
+    go(&mut first, &mut cut, &mut cut_opt);
+    let mut state = TrainingState::<f64>::new();
+    first.save(&mut state);
+    let mut second = Trainer::new(settings(12)).with_schedule(schedule);
+    second.restore(&state).unwrap();
+    let mut restarted_opt = Adam::new(1e-2);
+    restarted_opt.set_state(cut_opt.state()).unwrap();
+    // The optimizer's rate was the schedule's at the save; the base comes from the state.
+    go(&mut second, &mut cut, &mut restarted_opt);
+    assert_eq!(bits(cut.params().as_slice()), bits(whole.params().as_slice()));
 }
