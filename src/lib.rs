@@ -90,6 +90,7 @@ pub mod datasets;
 mod error;
 mod gradcheck;
 mod init;
+pub mod load;
 mod loss;
 mod net;
 mod optim;
