@@ -1,4 +1,5 @@
-//! Small built-in datasets, generated (nothing is downloaded).
+//! Small built-in datasets: two generated ones, and a real one shipped with the crate (the
+//! UCI optical digits). Nothing is downloaded.
 
 use ndarray::{Array1, Array2};
 use rand::Rng;
@@ -60,4 +61,26 @@ pub fn wave<F: Scalar, R: Rng + ?Sized>(n: usize, noise: f64, rng: &mut R) -> (A
 /// The noiseless function behind [`wave`]: `sin(x) + 0.3·cos(2x)`.
 pub fn wave_truth(x: f64) -> f64 {
     x.sin() + 0.3 * (2.0 * x).cos()
+}
+
+/// The UCI optical recognition of handwritten digits (test set), as scikit-learn ships it
+/// (`load_digits`): 1797 images of 8×8 pixels, each pixel a count 0–16 (as `F`, unscaled),
+/// row by row, and their labels 0–9. Returns `X` (1797×64) and the labels, in the file's order.
+///
+/// By E. Alpaydin and C. Kaynak, UCI Machine Learning Repository (1998),
+/// <https://doi.org/10.24432/C50P49>, under CC BY 4.0; the crate embeds an unchanged copy of
+/// the values (`data/digits.bin`, 114 KiB; `data/README.md` says how it was made).
+///
+/// ```
+/// let (x, labels) = two_layer_net::datasets::digits::<f32>();
+/// assert_eq!((x.dim(), labels.len()), ((1797, 64), 1797));
+/// assert!(x.iter().all(|&v| (0.0..=16.0).contains(&v)) && labels.iter().all(|&c| c < 10));
+/// ```
+pub fn digits<F: Scalar>() -> (Array2<F>, Array1<usize>) {
+    const RECORD: usize = 65;
+    static DIGITS: &[u8] = include_bytes!("../data/digits.bin");
+    let n = DIGITS.len() / RECORD;
+    let x = Array2::from_shape_fn((n, 64), |(i, j)| F::cast(f64::from(DIGITS[i * RECORD + j])));
+    let labels = Array1::from_shape_fn(n, |i| usize::from(DIGITS[i * RECORD + 64]));
+    (x, labels)
 }

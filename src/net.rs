@@ -393,14 +393,61 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         loss: &L,
         opt: &mut O,
     ) -> Result<F> {
+        self.train_step_phases(x, target, loss, opt, None)
+    }
+
+    /// [`train_step_with`](Self::train_step_with), with the gradients clipped to the global
+    /// norm `max_norm` between backward and update when given (see
+    /// [`clip_gradients`](Self::clip_gradients)).
+    pub(crate) fn train_step_phases<L: Loss<F>, O: Optimizer<F>>(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        target: L::Target<'_>,
+        loss: &L,
+        opt: &mut O,
+        max_norm: Option<F>,
+    ) -> Result<F> {
         let l = self.forward_loss(x, target, loss)? + self.penalty(loss);
         if !l.is_finite() {
             return Err(Error::NonFinite { what: "loss" });
         }
         self.backward_loss(x)?;
         l2_backward(loss.l2(), &self.params, &mut self.grads);
+        if let Some(max_norm) = max_norm {
+            self.clip_gradients(max_norm)?;
+        }
         self.step_with(opt)?;
         Ok(l)
+    }
+
+    /// Scales the gradients so that their global norm `‖g‖ = √(Σ g²)` over all parameters is at
+    /// most `max_norm`: `g ← g·min(1, max_norm / (‖g‖ + 1e-6))`, PyTorch's
+    /// `clip_grad_norm_`. Returns `‖g‖` before clipping. One pass over the gradients to
+    /// measure, and a second to scale when the norm is over.
+    ///
+    /// Errors: [`Error::NoGradients`] as for [`gradients`](Self::gradients);
+    /// [`Error::NonFinite`] (`"max_norm"`) unless `max_norm` is finite and positive, and
+    /// (`"gradient"`) if the norm is not finite; the gradients are then unchanged.
+    pub fn clip_gradients(&mut self, max_norm: F) -> Result<F> {
+        if !(max_norm.is_finite() && max_norm > F::zero()) {
+            return Err(Error::NonFinite { what: "max_norm" });
+        }
+        if !self.grads_ready {
+            return Err(Error::NoGradients);
+        }
+        // Summed in f64: the squares of f32 gradients overflow f32 long before their norm does.
+        let norm = self.grads.as_slice().iter().map(|g| g.as_f64() * g.as_f64()).sum::<f64>().sqrt();
+        if !norm.is_finite() {
+            return Err(Error::NonFinite { what: "gradient" });
+        }
+        let scale = max_norm.as_f64() / (norm + 1e-6);
+        if scale < 1.0 {
+            let scale = F::cast(scale);
+            for g in self.grads.as_slice_mut() {
+                *g *= scale;
+            }
+        }
+        Ok(F::cast(norm))
     }
 
     /// The forward and loss phases of a training step: `Y1`, `H1`, `ŷ` into the workspace and

@@ -290,6 +290,12 @@ pub struct Trainer<S = Constant> {
     /// The learning-rate schedule, set before every step; none by default (the optimizer's
     /// rate is left alone, so the epoch callback can steer it).
     pub schedule: Option<S>,
+    /// Clip the gradients to this global norm before every update
+    /// ([`TwoLayerNet::clip_gradients`]); none by default. It needs the whole gradient before
+    /// the update, so every step takes the four phases of
+    /// [`train_step_with`](TwoLayerNet::train_step_with), even with SGD (whose fused step is
+    /// then not used), plus a pass over the gradients to measure their norm.
+    pub clip_norm: Option<f64>,
     /// The base rate of the schedule: the optimizer's at the first step.
     base_lr: Option<f64>,
     /// Epochs completed.
@@ -309,6 +315,7 @@ impl Trainer {
             settings,
             early_stopping: None,
             schedule: None,
+            clip_norm: None,
             base_lr: None,
             epoch: 0,
             step: 0,
@@ -331,6 +338,7 @@ impl<S: Schedule> Trainer<S> {
             settings: self.settings,
             early_stopping: self.early_stopping,
             schedule: Some(schedule),
+            clip_norm: self.clip_norm,
             base_lr: self.base_lr,
             epoch: self.epoch,
             step: self.step,
@@ -521,11 +529,12 @@ impl<S: Schedule> Trainer<S> {
                     let base = *self.base_lr.get_or_insert(opt.learning_rate().as_f64());
                     opt.set_learning_rate(F::cast(schedule.lr(base, self.step, epoch)));
                 }
-                let l = opt.train_step(net, xv, T::view(&tb, m), loss).map_err(|e| Error::Training {
-                    epoch,
-                    step,
-                    source: Box::new(e),
-                })?;
+                let target = T::view(&tb, m);
+                let step_result = match self.clip_norm {
+                    Some(max_norm) => net.train_step_phases(xv, target, loss, opt, Some(F::cast(max_norm))),
+                    None => opt.train_step(net, xv, target, loss),
+                };
+                let l = step_result.map_err(|e| Error::Training { epoch, step, source: Box::new(e) })?;
                 self.step += 1;
                 total += l.as_f64() * m as f64;
                 if let Some(c) = T::correct(net.last_yhat(m), &tb, m) {

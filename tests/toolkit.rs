@@ -1270,3 +1270,24 @@ fn init_f32_std() {
     assert!((std / sigma - 1.0).abs() < 0.05, "f32 He w1: {std} vs {sigma}");
     assert!(net.b1().iter().all(|&b| b == 0.0));
 }
+
+/// The embedded digits are scikit-learn's: its shape, its class counts, its first image.
+#[test]
+fn digits_are_scikit_learns() {
+    let (x, labels) = datasets::digits::<f64>();
+    assert_eq!(x.dim(), (1797, 64));
+    let mut counts = [0; 10];
+    for &c in &labels {
+        counts[c] += 1;
+    }
+    // sklearn.datasets.load_digits(): np.bincount(target)
+    assert_eq!(counts, [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]);
+    let first = [
+        0., 0., 5., 13., 9., 1., 0., 0., 0., 0., 13., 15., 10., 15., 5., 0., 0., 3., 15., 2., 0., 11., 8.,
+        0., 0., 4., 12., 0., 0., 8., 8., 0., 0., 5., 8., 0., 0., 9., 8., 0., 0., 4., 11., 0., 1., 12., 7.,
+        0., 0., 2., 14., 5., 10., 12., 0., 0., 0., 0., 6., 13., 10., 0., 0., 0.,
+    ];
+    assert_eq!(x.row(0).to_vec(), first);
+    assert_eq!(labels[0], 0);
+    assert_eq!(labels[1796], 8);
+}

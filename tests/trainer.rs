@@ -245,3 +245,59 @@ fn schedules_set_the_rate_and_survive_a_restart() {
     go(&mut second, &mut cut, &mut restarted_opt);
     assert_eq!(bits(cut.params().as_slice()), bits(whole.params().as_slice()));
 }
+
+/// `clip_gradients` is PyTorch's `clip_grad_norm_`; the Trainer clips every step with it.
+#[test]
+fn gradients_are_clipped_to_a_global_norm() {
+    use two_layer_net::{Error, Loss};
+    let (x, labels) = data();
+    let mut net = net();
+    assert_eq!(net.clip_gradients(1.0).unwrap_err(), Error::NoGradients);
+    let yhat = net.forward(x.view()).unwrap();
+    let mut dyhat = Array2::zeros(yhat.dim());
+    SoftmaxCrossEntropy.loss_and_grad(yhat, labels.view(), dyhat.view_mut()).unwrap();
+    net.backward(x.view(), dyhat.view()).unwrap();
+    let g = net.gradients().unwrap().as_slice().to_vec();
+    let norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+    assert_eq!(net.clip_gradients(1e9).unwrap(), norm);
+    assert_eq!(net.gradients().unwrap().as_slice(), g.as_slice(), "under the limit: unchanged");
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        assert_eq!(net.clip_gradients(bad).unwrap_err(), Error::NonFinite { what: "max_norm" });
+    }
+    net.clip_gradients(norm / 4.0).unwrap();
+    let clipped: f64 = net.gradients().unwrap().as_slice().iter().map(|v| v * v).sum::<f64>().sqrt();
+    assert!((clipped - norm / 4.0).abs() < 1e-6 * norm, "{clipped} vs {}", norm / 4.0);
+
+    // The Trainer with a limit no step reaches is the Trainer without (Adam: the same path) …
+    let run = |clip: Option<f64>, max_norm_for_manual: Option<f64>| {
+        let (mut net, mut adam) = (self::net(), Adam::new(1e-2));
+        let mut trainer = Trainer::new(Fit { shuffle: false, ..settings(3) });
+        trainer.clip_norm = clip;
+        go(&mut trainer, &mut net, &mut adam);
+        // … and a tight limit matches forward, backward, clip, step by hand.
+        let (mut manual, mut adam) = (self::net(), Adam::new(1e-2));
+        for _ in 0..3 {
+            for lo in (0..x.nrows()).step_by(7) {
+                let hi = (lo + 7).min(x.nrows());
+                let (xb, yb) = (
+                    x.slice(two_layer_net::ndarray::s![lo..hi, ..]),
+                    labels.slice(two_layer_net::ndarray::s![lo..hi]),
+                );
+                let yhat = manual.forward(xb).unwrap();
+                let mut dyhat = Array2::zeros(yhat.dim());
+                SoftmaxCrossEntropy.loss_and_grad(yhat, yb, dyhat.view_mut()).unwrap();
+                manual.backward(xb, dyhat.view()).unwrap();
+                if let Some(m) = max_norm_for_manual {
+                    manual.clip_gradients(m).unwrap();
+                }
+                manual.step_with(&mut adam).unwrap();
+            }
+        }
+        (bits(net.params().as_slice()), bits(manual.params().as_slice()))
+    };
+    let (trained, manual) = run(Some(1e30), None);
+    assert_eq!(trained, manual);
+    let (trained, manual) = run(Some(0.05), Some(0.05));
+    assert_eq!(trained, manual);
+    assert_ne!(trained, run(None, None).0);
+}
