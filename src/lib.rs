@@ -100,6 +100,7 @@ mod params;
 mod scalar;
 mod schedule;
 mod split;
+mod standardize;
 mod state;
 mod train;
 mod workspace;
@@ -119,6 +120,7 @@ pub use params::{Gradients, Params, ParamsView, ParamsViewMut};
 pub use scalar::Scalar;
 pub use schedule::{Constant, Cosine, Exponential, Schedule, StepDecay, Warmup};
 pub use split::{Split, split, split_stratified};
+pub use standardize::Standardizer;
 pub use state::TrainingState;
 pub use train::{EarlyStopping, Epoch, EpochEnd, Fit, Monitor, Progress, Targets, Trainer, accuracy, fit};
 

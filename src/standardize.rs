@@ -1,0 +1,116 @@
+//! Standardization, as scikit-learn's `StandardScaler`: fitted on the training set, applied to
+//! every other set, and kept in the training state so that a loaded model sees its inputs
+//! scaled the same way.
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+
+use crate::checkpoint::CheckpointError;
+use crate::error::{Error, Result, check_shape};
+use crate::scalar::Scalar;
+use crate::state::TrainingState;
+
+/// `x ↦ (x − mean) / std` column by column, with the mean and the (population, `ddof = 0`)
+/// standard deviation of each column of the data it was fitted on; a constant column gets
+/// `std = 1`, so it maps to 0.
+///
+/// ```
+/// use two_layer_net::{Standardizer, ndarray::array};
+///
+/// let train = array![[1.0, 10.0], [3.0, 10.0]];
+/// let scaler = Standardizer::fit(train.view())?;
+/// assert_eq!(scaler.transform(train.view())?, array![[-1.0, 0.0], [1.0, 0.0]]);
+/// assert_eq!(scaler.transform(array![[2.0, 11.0]].view())?, array![[0.0, 1.0]]);
+/// # Ok::<(), two_layer_net::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Standardizer<F> {
+    mean: Array1<F>,
+    std: Array1<F>,
+}
+
+impl<F: Scalar> Standardizer<F> {
+    /// The means and standard deviations of the columns of `x` (computed in `f64`).
+    ///
+    /// Errors: [`Error::Empty`] for no rows or no columns; [`Error::NonFinite`] (`"x"`) for a
+    /// NaN or infinite value.
+    pub fn fit(x: ArrayView2<'_, F>) -> Result<Self> {
+        let (n, d) = x.dim();
+        if n == 0 || d == 0 {
+            return Err(Error::Empty { operand: "x", actual: [n, d] });
+        }
+        if !x.iter().all(|v| v.is_finite()) {
+            return Err(Error::NonFinite { what: "x" });
+        }
+        let mean: Array1<f64> = x.map(|v| v.as_f64()).mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(d));
+        let mut var = Array1::<f64>::zeros(d);
+        for row in x.rows() {
+            Zip::from(&mut var).and(&row).and(&mean).for_each(|s, &v, &m| *s += (v.as_f64() - m).powi(2));
+        }
+        let std = var.mapv(|s| {
+            let sd = (s / n as f64).sqrt();
+            if sd > 0.0 { sd } else { 1.0 }
+        });
+        Ok(Standardizer { mean: mean.mapv(F::cast), std: std.mapv(F::cast) })
+    }
+
+    /// The column means.
+    pub fn mean(&self) -> &Array1<F> {
+        &self.mean
+    }
+
+    /// The column standard deviations (1 for a constant column).
+    pub fn std(&self) -> &Array1<F> {
+        &self.std
+    }
+
+    /// `(x − mean) / std`, as a new array.
+    ///
+    /// Errors: [`Error::ShapeMismatch`] if `x` has another number of columns.
+    pub fn transform(&self, x: ArrayView2<'_, F>) -> Result<Array2<F>> {
+        let mut out = x.to_owned();
+        self.transform_in_place(out.view_mut())?;
+        Ok(out)
+    }
+
+    /// `x ← (x − mean) / std`, in place.
+    ///
+    /// Errors: [`Error::ShapeMismatch`] if `x` has another number of columns.
+    pub fn transform_in_place(&self, mut x: ArrayViewMut2<'_, F>) -> Result<()> {
+        check_shape("x", [x.nrows(), x.ncols()], [x.nrows(), self.mean.len()])?;
+        for mut row in x.rows_mut() {
+            Zip::from(&mut row).and(&self.mean).and(&self.std).for_each(|v, &m, &s| *v = (*v - m) / s);
+        }
+        Ok(())
+    }
+
+    /// Records the scaler in `state` as tensors `{name}.mean` and `{name}.std`.
+    pub fn save(&self, state: &mut TrainingState<F>, name: &str) -> Result<(), CheckpointError> {
+        let d = self.mean.len();
+        state.set_tensor(&format!("{name}.mean"), &[d], &self.mean.to_vec())?;
+        state.set_tensor(&format!("{name}.std"), &[d], &self.std.to_vec())
+    }
+
+    /// The scaler recorded as `name` in `state`.
+    ///
+    /// Errors: [`CheckpointError::Entry`] if a tensor is missing; [`CheckpointError::Shape`] if
+    /// they are not two vectors of one length with positive deviations.
+    pub fn restore(state: &TrainingState<F>, name: &str) -> Result<Self, CheckpointError> {
+        let get = |part: &str| {
+            let key = format!("{name}.{part}");
+            state.tensor(&key).map(|(shape, v)| (shape.to_vec(), v.to_vec())).ok_or(CheckpointError::Entry {
+                name: key,
+                expected: "a vector".into(),
+                found: None,
+            })
+        };
+        let ((mean_shape, mean), (std_shape, std)) = (get("mean")?, get("std")?);
+        if mean_shape.len() != 1 || std_shape != mean_shape || std.iter().any(|&s| s <= F::zero()) {
+            return Err(CheckpointError::Shape {
+                tensor: format!("{name}.std"),
+                expected: mean_shape,
+                found: std_shape,
+            });
+        }
+        Ok(Standardizer { mean: Array1::from(mean), std: Array1::from(std) })
+    }
+}
