@@ -10,13 +10,13 @@
 # on stable. Everything nightly builds into its own target directory (fuzz/target,
 # target/asan), so the shared target/ is not invalidated.
 #
-# Environment: FUZZ_SECONDS (per target, default 60), FUZZ_TARGETS (default: all three).
+# Environment: FUZZ_SECONDS (per target, default 60), FUZZ_TARGETS (default: all four).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-FUZZ_TARGETS=${FUZZ_TARGETS:-"checkpoint gemm train_api"}
+FUZZ_TARGETS=${FUZZ_TARGETS:-"checkpoint gemm train_api loaders"}
 HOST=x86_64-unknown-linux-gnu
 declare -a SUMMARY=()
 START=$SECONDS
