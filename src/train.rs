@@ -368,7 +368,9 @@ impl<S: Schedule> Trainer<S> {
     }
 
     /// Records the loop's position in `state`'s loop section: `loop.epoch`, `loop.step`,
-    /// `loop.seed`.
+    /// `loop.seed`, with a schedule `loop.base_lr`, with early stopping `loop.best.value`,
+    /// `loop.best.epoch`, `loop.best.wait` and the tensor `loop.best_params`. Keep your own
+    /// loop entries under other keys.
     pub fn save<F: Scalar>(&self, state: &mut TrainingState<F>) {
         let section = state.loop_state_mut();
         section.insert("epoch".into(), self.epoch.to_string());

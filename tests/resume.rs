@@ -2,13 +2,15 @@
 //! `TrainingState` saved, loaded by another process and continued, ends with parameters
 //! bitwise equal to the uninterrupted run. For every optimizer (SGD, classical and Nesterov
 //! momentum, Adam, AdamW), f32 and f64, on a pipeline (a linear layer of the user's own in
-//! front of the network, both updated by one optimizer) and on the network alone (through
-//! `Optimizer::train_step`, the fused step for SGD).
+//! front of the network, both updated by one optimizer), on the network alone (through
+//! `Optimizer::train_step`, the fused step for SGD), and on a `Trainer` run stopped after an
+//! epoch (shuffled, with a learning-rate schedule).
 //!
 //! `harness = false`: without arguments this binary is the parent; it re-runs itself as
 //! `resume child MODE KIND DTYPE STOP DIR` for each continuation and closes with
 //! `resume: N passed, N failed`.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,8 +18,8 @@ use two_layer_net::ndarray::{Array1, Array2, s};
 use two_layer_net::rand::SeedableRng;
 use two_layer_net::rand::rngs::StdRng;
 use two_layer_net::{
-    Adam, AdamW, Init, Loss, Momentum, Optimizer, Scalar, Sgd, Slot, SoftmaxCrossEntropy, TrainingState,
-    TwoLayerNet,
+    Adam, AdamW, Cosine, Fit, Init, Loss, Momentum, Optimizer, Progress, Scalar, Sgd, Slot,
+    SoftmaxCrossEntropy, Trainer, TrainingState, TwoLayerNet, Warmup,
 };
 
 /// Raw inputs D0 → the user's layer → D → H → K, N rows, batches of B.
@@ -31,7 +33,10 @@ const B: usize = 8;
 const TOTAL: usize = 8;
 const STOPS: [usize; 4] = [0, 1, 3, 7];
 const KINDS: [&str; 5] = ["sgd", "momentum", "nesterov", "adam", "adamw"];
-const MODES: [&str; 2] = ["pipeline", "net"];
+/// A user layer and the net stepped by hand; the net alone by `Optimizer::train_step`; the net
+/// alone by a `Trainer` (shuffled epochs, a warmup-cosine schedule), whose position is saved
+/// too (in this mode a "step" of `STOPS` and `TOTAL` is an epoch).
+const MODES: [&str; 3] = ["pipeline", "net", "fit"];
 
 /// The user's layer `X = X0·E` in front of the network.
 struct Model<F: Scalar> {
@@ -99,12 +104,61 @@ fn train<F: Scalar, O: Optimizer<F>>(m: &mut Model<F>, opt: &mut O, mode: &str, 
     }
 }
 
-fn save<F: Scalar, O: Optimizer<F>>(m: &Model<F>, opt: &O, step: usize, path: &Path) {
+fn trainer(epochs: usize) -> Trainer<Warmup<Cosine>> {
+    Trainer::new(Fit { epochs, batch_size: 5, shuffle: true, seed: 3, progress: Progress::Off })
+        .with_schedule(Warmup { steps: 4, then: Cosine { steps: 30, min: 1e-3 } })
+}
+
+/// The net alone trained by a `Trainer` up to epoch `to`, from the position in `state` if given.
+fn fit_epochs<F: Scalar, O: Optimizer<F>>(
+    m: &mut Model<F>,
+    opt: &mut O,
+    state: Option<&TrainingState<F>>,
+    to: usize,
+) -> Trainer<Warmup<Cosine>> {
+    let (x0, labels) = data::<F>();
+    let mut t = trainer(to);
+    if let Some(state) = state {
+        t.restore(state).unwrap();
+    }
+    let x = x0.slice(s![.., ..D]);
+    t.fit(&mut m.net, x, labels.view(), None, &SoftmaxCrossEntropy, opt, |_| ControlFlow::Continue(()))
+        .unwrap();
+    t
+}
+
+/// Steps `from..to` in `mode`, from the loop position in `state` for a `Trainer`; returns the
+/// trainer when there is one.
+fn run<F: Scalar, O: Optimizer<F>>(
+    m: &mut Model<F>,
+    opt: &mut O,
+    mode: &str,
+    state: Option<&TrainingState<F>>,
+    from: usize,
+    to: usize,
+) -> Option<Trainer<Warmup<Cosine>>> {
+    if mode == "fit" {
+        return Some(fit_epochs(m, opt, state, to));
+    }
+    train(m, opt, mode, from, to);
+    None
+}
+
+fn save<F: Scalar, O: Optimizer<F>>(
+    m: &Model<F>,
+    opt: &O,
+    step: usize,
+    trainer: Option<&Trainer<Warmup<Cosine>>>,
+    path: &Path,
+) {
     let mut state = TrainingState::new();
+    if let Some(t) = trainer {
+        t.save(&mut state);
+    }
     state.set_net("net", &m.net).unwrap();
     state.set_tensor("embed", &[D0, D], m.e.as_slice().unwrap()).unwrap();
     state.set_optimizer("optimizer", opt).unwrap();
-    state.loop_state_mut().insert("step".into(), step.to_string());
+    state.loop_state_mut().insert("position".into(), step.to_string());
     state.metadata_mut().insert("note".into(), "resume test".into());
     state.save(path).unwrap();
 }
@@ -130,9 +184,9 @@ impl<F: Scalar> Job<F, ()> for Continue<'_> {
         state.restore_tensor("embed", &[D0, D], m.e.as_slice_mut().unwrap()).unwrap();
         state.restore_optimizer("optimizer", &mut opt).unwrap();
         assert_eq!(state.metadata()["note"], "resume test");
-        let from: usize = state.loop_state()["step"].parse().unwrap();
-        train(&mut m, &mut opt, self.mode, from, TOTAL);
-        save(&m, &opt, TOTAL, &self.dir.join("final.safetensors"));
+        let from: usize = state.loop_state()["position"].parse().unwrap();
+        let t = run(&mut m, &mut opt, self.mode, Some(&state), from, TOTAL);
+        save(&m, &opt, TOTAL, t.as_ref(), &self.dir.join("final.safetensors"));
     }
 }
 
@@ -146,10 +200,10 @@ struct Start<'a> {
 impl<F: Scalar> Job<F, Vec<u64>> for Start<'_> {
     fn run<O: Optimizer<F>>(self, make: impl Fn() -> O) -> Vec<u64> {
         let (mut whole, mut whole_opt) = (model::<F>(1), make());
-        train(&mut whole, &mut whole_opt, self.mode, 0, TOTAL);
+        run(&mut whole, &mut whole_opt, self.mode, None, 0, TOTAL);
         let (mut part, mut part_opt) = (model::<F>(1), make());
-        train(&mut part, &mut part_opt, self.mode, 0, self.stop);
-        save(&part, &part_opt, self.stop, &self.dir.join("state.safetensors"));
+        let t = run(&mut part, &mut part_opt, self.mode, None, 0, self.stop);
+        save(&part, &part_opt, self.stop, t.as_ref(), &self.dir.join("state.safetensors"));
         bits(&whole)
     }
 }
