@@ -550,10 +550,9 @@ impl<S: Schedule> Trainer<S> {
             let secs = start.elapsed().as_secs_f64();
             let (val_loss, val_accuracy) = match &validation {
                 Some((xv, tv)) if xv.nrows() > 0 => {
-                    let l =
-                        net.evaluate_with(xv.view(), tv.target(), loss, &mut scratch)? + net.penalty(loss);
-                    let acc = tv.labels().map(|labels| net.accuracy(xv.view(), labels)).transpose()?;
-                    (Some(l.as_f64()), acc)
+                    let (l, acc) =
+                        net.evaluate_classified(xv.view(), tv.target(), loss, tv.labels(), &mut scratch)?;
+                    (Some((l + net.penalty(loss)).as_f64()), acc)
                 }
                 _ => (None, None),
             };

@@ -177,6 +177,7 @@ fn early_stopping_on_validation_loss_restores_the_best_epoch() {
     // The network is the best epoch's, not the last one's.
     assert_eq!(net.params(), &snapshots[best_epoch]);
     assert_eq!(net.evaluate(xv.view(), yv.view(), &SoftmaxCrossEntropy).unwrap(), best);
+    assert_eq!(h[best_epoch].val_accuracy, Some(net.accuracy(xv.view(), yv.view()).unwrap()));
 
     // Watching a validation figure without a validation set is an error before any step.
     let mut fresh = self::net();

@@ -114,10 +114,31 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         loss: &L,
         scratch: &mut Scratch<F>,
     ) -> Result<F> {
+        self.evaluate_classified(x, target, loss, None, scratch).map(|(l, _)| l)
+    }
+
+    /// [`evaluate_with`](Self::evaluate_with), and with `labels` also the accuracy, from the
+    /// same forward pass (a validation epoch needs both).
+    pub(crate) fn evaluate_classified<L: Loss<F>>(
+        &self,
+        x: ArrayView2<'_, F>,
+        target: L::Target<'_>,
+        loss: &L,
+        labels: Option<ArrayView1<'_, usize>>,
+        scratch: &mut Scratch<F>,
+    ) -> Result<(F, Option<f64>)> {
         loss.check_target([x.nrows(), self.output_dim()], target)?;
+        if let Some(labels) = &labels {
+            check_shape("labels", [1, labels.len()], [1, x.nrows()])?;
+        }
         let (yhat, dyhat) = self.infer(x, scratch, true)?;
+        let accuracy = labels.map(|labels| {
+            let right =
+                yhat.rows().into_iter().zip(labels).filter(|&(ref r, &c)| argmax(r.view()) == c).count();
+            right as f64 / labels.len() as f64
+        });
         let (n, k) = yhat.dim();
-        loss.loss_and_grad(yhat, target, mat_mut(dyhat, n, k))
+        Ok((loss.loss_and_grad(yhat, target, mat_mut(dyhat, n, k))?, accuracy))
     }
 
     /// The forward pass into `scratch` (and room for `dŷ` when asked): `ŷ` and that room.
