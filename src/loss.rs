@@ -14,7 +14,10 @@ pub trait Loss<F: Scalar> {
 
     /// `L(ŷ, target)`, and `dŷ = ∂L/∂ŷ` written into `dyhat` (the shape of `yhat`).
     ///
-    /// Checks every shape before writing anything.
+    /// Checks every shape before writing anything. Errors (the crate's losses):
+    /// [`Error::Empty`] (`"yhat"`) for a batch of no rows or no columns,
+    /// [`Error::ShapeMismatch`] for a target or `dyhat` of another shape,
+    /// [`Error::InvalidLabel`] for a class label ≥ K.
     fn loss_and_grad(
         &self,
         yhat: ArrayView2<'_, F>,
@@ -37,6 +40,12 @@ pub trait Loss<F: Scalar> {
     fn l2(&self) -> F {
         F::zero()
     }
+}
+
+/// [`Error::Empty`] (`"yhat"`) for predictions with no rows or no columns: the mean over N
+/// rows has no value at N = 0 (it would be NaN).
+fn check_nonempty(yhat: Shape) -> Result<()> {
+    if yhat.contains(&0) { Err(Error::Empty { operand: "yhat", actual: yhat }) } else { Ok(()) }
 }
 
 /// Mean squared error over the batch, summed over outputs:
@@ -65,6 +74,7 @@ impl<F: Scalar> Loss<F> for Mse {
     type Target<'a> = ArrayView2<'a, F>;
 
     fn check_target(&self, yhat: Shape, y: ArrayView2<'_, F>) -> Result<()> {
+        check_nonempty(yhat)?;
         check_shape("y", [y.nrows(), y.ncols()], yhat)
     }
 
@@ -132,6 +142,7 @@ impl<F: Scalar> Loss<F> for SoftmaxCrossEntropy {
     type Target<'a> = ArrayView1<'a, usize>;
 
     fn check_target(&self, [n, k]: Shape, labels: ArrayView1<'_, usize>) -> Result<()> {
+        check_nonempty([n, k])?;
         check_shape("labels", [1, labels.len()], [1, n])?;
         match labels.iter().enumerate().find(|&(_, &c)| c >= k) {
             Some((row, &label)) => Err(Error::InvalidLabel { row, label, classes: k }),

@@ -456,8 +456,9 @@ impl<S: Schedule> Trainer<S> {
     /// Errors: shape and target errors (a label ≥ K, say) before any step; a step that fails
     /// (e.g. a non-finite loss) stops the loop with [`Error::Training`] naming the epoch and
     /// step, the parameters left as the last good step made them (and the epoch not counted);
-    /// [`Error::Empty`] (`"validation"`) for early stopping on a validation figure without a
-    /// validation set.
+    /// [`Error::Empty`] for no rows in `x` (`"x"`), a `batch_size` of 0, a validation set of no
+    /// rows, or early stopping on a validation figure without a validation set
+    /// (`"validation"`).
     #[allow(clippy::too_many_arguments)]
     pub fn fit<F, A, L, O, T>(
         &mut self,
@@ -480,23 +481,26 @@ impl<S: Schedule> Trainer<S> {
         let n = x.nrows();
         check_shape("targets", [targets.examples(), 1], [n, 1])?;
         check_shape("x", [n, x.ncols()], [n, net.input_dim()])?;
-        targets.check(loss, net.output_dim())?;
-        if let Some((xv, tv)) = &validation {
-            check_shape("validation targets", [tv.examples(), 1], [xv.nrows(), 1])?;
-            check_shape("validation x", [xv.nrows(), xv.ncols()], [xv.nrows(), net.input_dim()])?;
-            tv.check(loss, net.output_dim())?;
-        }
-        let watches_validation = self.early_stopping.is_some_and(|e| e.monitor != Monitor::Loss);
-        if watches_validation && validation.as_ref().is_none_or(|(xv, _)| xv.nrows() == 0) {
-            return Err(Error::Empty { operand: "validation", actual: [0, net.input_dim()] });
-        }
-        self.stopped = false;
         if n == 0 || cfg.batch_size == 0 {
             return Err(Error::Empty {
                 operand: if n == 0 { "x" } else { "batch_size" },
                 actual: [n, cfg.batch_size],
             });
         }
+        targets.check(loss, net.output_dim())?;
+        if let Some((xv, tv)) = &validation {
+            check_shape("validation targets", [tv.examples(), 1], [xv.nrows(), 1])?;
+            check_shape("validation x", [xv.nrows(), xv.ncols()], [xv.nrows(), net.input_dim()])?;
+            if xv.nrows() == 0 {
+                return Err(Error::Empty { operand: "validation", actual: [0, net.input_dim()] });
+            }
+            tv.check(loss, net.output_dim())?;
+        }
+        let watches_validation = self.early_stopping.is_some_and(|e| e.monitor != Monitor::Loss);
+        if watches_validation && validation.is_none() {
+            return Err(Error::Empty { operand: "validation", actual: [0, net.input_dim()] });
+        }
+        self.stopped = false;
         let bs = cfg.batch_size.min(n);
         let mut order: Vec<usize> = (0..n).collect();
         let mut xb = Array2::zeros((bs, x.ncols()));

@@ -12,7 +12,8 @@ use two_layer_net::ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, array, s
 use two_layer_net::rand::SeedableRng;
 use two_layer_net::rand::rngs::StdRng;
 use two_layer_net::{
-    Activation, Error, Identity, Init, LeakyRelu, Loss, Mse, Relu, Shape, Tanh, TwoLayerNet,
+    Activation, Error, Identity, Init, L2, LeakyRelu, Loss, Mse, Relu, Shape, SoftmaxCrossEntropy, Tanh,
+    TwoLayerNet,
 };
 
 const N: usize = 4;
@@ -240,6 +241,11 @@ fn empty_batch() {
     assert_empty(err(net.backward(x.view(), y.view())), "x", [0, D]);
     assert_empty(err(net.backward_with_dx(x.view(), y.view(), dx.view_mut())), "x", [0, D]);
     assert_empty(err(net.train_step(x.view(), y.view(), &Mse, 0.1)), "x", [0, D]);
+    assert_empty(err(net.evaluate(x.view(), y.view(), &Mse)), "x", [0, D]);
+    assert_empty(err(net.predict(x.view())), "x", [0, D]);
+    assert_empty(err(net.accuracy(x.view(), Array1::zeros(0).view())), "x", [0, D]);
+    let check = two_layer_net::check_gradients(&net, x.view(), y.view(), &Mse, Default::default());
+    assert_empty(err(check), "x", [0, D]);
     assert_eq!(snap(&net), before);
 }
 
@@ -545,4 +551,30 @@ fn non_contiguous_inputs_match_contiguous_copies() {
     // ŷ = relu(x·W1)·[1, −1]ᵀ + 0.5: rows [1, 5] → −3.5, [3, 13] → −9.5.
     assert_eq!(net.forward(xt.t()).unwrap(), array![[-3.5], [-9.5]]);
     assert_eq!(net.forward(x.slice(s![..;-1, ..])).unwrap(), array![[-9.5], [-3.5]]);
+}
+
+/// The losses refuse a batch of no rows (their mean over N would be NaN) or no columns, from
+/// `loss_and_grad` and `check_target` alike, and write nothing.
+#[test]
+fn losses_refuse_an_empty_batch() {
+    for shape in [[0, K], [N, 0], [0, 0]] {
+        let yhat = Array2::<f64>::zeros((shape[0], shape[1]));
+        let mut dyhat = Array2::<f64>::from_elem((shape[0], shape[1]), 7.0);
+        let labels = Array1::<usize>::zeros(shape[0]);
+        assert_empty(err(Mse.loss_and_grad(yhat.view(), yhat.view(), dyhat.view_mut())), "yhat", shape);
+        assert_empty(err(Loss::<f64>::check_target(&Mse, shape, yhat.view())), "yhat", shape);
+        assert_empty(
+            err(SoftmaxCrossEntropy.loss_and_grad(yhat.view(), labels.view(), dyhat.view_mut())),
+            "yhat",
+            shape,
+        );
+        assert_empty(
+            err(Loss::<f64>::check_target(&SoftmaxCrossEntropy, shape, labels.view())),
+            "yhat",
+            shape,
+        );
+        let l2 = L2::new(Mse, 0.1);
+        assert_empty(err(l2.loss_and_grad(yhat.view(), yhat.view(), dyhat.view_mut())), "yhat", shape);
+        assert!(dyhat.iter().all(|&v| v == 7.0), "dyhat written");
+    }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::ops::ControlFlow;
 
 use common::bits;
-use two_layer_net::ndarray::{Array1, Array2};
+use two_layer_net::ndarray::{Array1, Array2, s};
 use two_layer_net::rand::SeedableRng;
 use two_layer_net::rand::rngs::StdRng;
 use two_layer_net::{
@@ -190,6 +190,34 @@ fn early_stopping_on_validation_loss_restores_the_best_epoch() {
         .unwrap_err();
     assert!(matches!(e, two_layer_net::Error::Empty { operand: "validation", .. }), "{e:?}");
     assert_eq!(fresh.params(), &before);
+
+    // So is an empty validation set (its mean loss has no value), watched or not, and an
+    // empty training set.
+    let (xe, ye) = (xv.slice(s![..0, ..]), yv.slice(s![..0]));
+    for trainer in
+        [Trainer::new(settings(5)), Trainer::new(settings(5)).with_early_stopping(EarlyStopping::default())]
+    {
+        let mut t = trainer;
+        let e = t
+            .fit(
+                &mut fresh,
+                xt.view(),
+                yt.view(),
+                Some((xe, ye)),
+                &SoftmaxCrossEntropy,
+                &mut Sgd::new(0.1),
+                |_| ControlFlow::Continue(()),
+            )
+            .unwrap_err();
+        assert!(matches!(e, two_layer_net::Error::Empty { operand: "validation", .. }), "{e:?}");
+        let e = t
+            .fit(&mut fresh, xe, ye, None, &SoftmaxCrossEntropy, &mut Sgd::new(0.1), |_| {
+                ControlFlow::Continue(())
+            })
+            .unwrap_err();
+        assert!(matches!(e, two_layer_net::Error::Empty { operand: "x", .. }), "{e:?}");
+        assert_eq!(fresh.params(), &before);
+    }
 }
 
 #[test]

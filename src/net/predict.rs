@@ -127,6 +127,8 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         labels: Option<ArrayView1<'_, usize>>,
         scratch: &mut Scratch<F>,
     ) -> Result<(F, Option<f64>)> {
+        // The batch first, so an empty one is reported as `x`, not as the loss's `yhat`.
+        self.batch_rows(&x)?;
         loss.check_target([x.nrows(), self.output_dim()], target)?;
         if let Some(labels) = &labels {
             check_shape("labels", [1, labels.len()], [1, x.nrows()])?;
