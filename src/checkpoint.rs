@@ -27,17 +27,16 @@
 //! never a panic.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::activation::Activation;
+use crate::durable::write_atomic;
 use crate::error::Error;
 use crate::net::TwoLayerNet;
 use crate::params::Params;
@@ -357,8 +356,10 @@ fn json(s: &str) -> String {
 /// The bytes ([`to_bytes`]) go to a new temporary file in the same directory,
 /// `.{file name}.tmp-{pid}-{n}`, which is fsynced and then renamed over `path` (and the
 /// directory fsynced, best effort, on Unix). A reader sees the old checkpoint or the new one,
-/// never part of one; a crash can at worst leave the temporary file behind. On error the
-/// temporary file is removed and `path` is as it was. The new file has the permissions
+/// never part of one. A crash can leave the temporary file behind; the next save to the same
+/// path removes it (each writer holds a lock on its temporary file while it lives, so only
+/// those of dead writers are removed). On error the temporary file is removed and `path` is as
+/// it was. The new file has the permissions
 /// `File::create` gives (0o666 less the umask), whatever an old one had, and a symlink at
 /// `path` is replaced, not followed.
 ///
@@ -388,53 +389,6 @@ pub fn save<F: Scalar, A: Activation>(
     let bytes = to_bytes(net)?;
     write_atomic(path.as_ref(), &bytes)
 }
-
-/// Writes `bytes` to a fresh temporary file next to `path`, fsyncs it and renames it over
-/// `path`; removes the temporary file on error.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let io_error = |source| CheckpointError::Io { path: path.to_owned(), source };
-    let Some(file_name) = path.file_name() else {
-        return Err(io_error(io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file")));
-    };
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut tmp_name = OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let tmp = dir.join(tmp_name);
-
-    let written = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = written {
-        // The temporary file may not exist (its directory does not); either way it must go.
-        let _ = fs::remove_file(&tmp);
-        return Err(io_error(e));
-    }
-    sync_dir(dir);
-    Ok(())
-}
-
-/// Creates `path` (which must not exist), writes `bytes` and fsyncs.
-fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-/// Fsyncs the directory `dir` so that a rename in it survives a crash; best effort (not every
-/// filesystem supports it, and the file itself is already complete).
-#[cfg(unix)]
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-/// Directories cannot be fsynced outside Unix; the rename is as durable as the OS makes it.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) {}
 
 /// Reads the checkpoint at `path` into a network with the activation's default (e.g. [`Relu`](crate::Relu)).
 ///

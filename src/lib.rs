@@ -87,6 +87,7 @@ mod activation;
 mod blas;
 mod checkpoint;
 pub mod datasets;
+mod durable;
 mod error;
 mod gradcheck;
 mod init;

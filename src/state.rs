@@ -38,7 +38,8 @@ use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
 use crate::activation::Activation;
-use crate::checkpoint::{CheckpointError, decode, dtype, encode, parse, write_atomic};
+use crate::checkpoint::{CheckpointError, decode, dtype, encode, parse};
+use crate::durable::write_atomic;
 use crate::error::Error;
 use crate::net::TwoLayerNet;
 use crate::optim::{Optimizer, OptimizerState, SlotState};

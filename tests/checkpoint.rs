@@ -592,6 +592,29 @@ fn save_replaces_an_existing_file() {
     assert_eq!(dir.entries(), ["net.safetensors"], "no temporary file left");
 }
 
+/// A save removes the temporary files of the same path that dead writers left (their lock is
+/// free), and keeps those of a live writer (whose lock is held), and those of other paths.
+#[test]
+fn save_removes_the_temporary_files_of_dead_writers_only() {
+    let dir = TempDir::new("stale");
+    let path = dir.join("net.safetensors");
+    let dead = [".net.safetensors.tmp-4000000-0", ".net.safetensors.tmp-4000000-1"];
+    for name in dead {
+        fs::write(dir.join(name), b"half a checkpoint").expect("write");
+    }
+    let live = fs::File::create(dir.join(".net.safetensors.tmp-4000001-0")).expect("create");
+    live.lock().expect("lock");
+    fs::write(dir.join(".other.safetensors.tmp-4000000-0"), b"another path's").expect("write");
+    save(&sample_net::<f64>(3, 4, 2, 19), &path).expect("save");
+    assert_eq!(
+        dir.entries(),
+        [".net.safetensors.tmp-4000001-0", ".other.safetensors.tmp-4000000-0", "net.safetensors"]
+    );
+    drop(live);
+    save(&sample_net::<f64>(3, 4, 2, 20), &path).expect("save");
+    assert_eq!(dir.entries(), [".other.safetensors.tmp-4000000-0", "net.safetensors"]);
+}
+
 #[cfg(unix)]
 #[test]
 fn saved_file_has_the_permissions_file_create_gives() {

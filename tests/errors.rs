@@ -559,7 +559,8 @@ fn non_contiguous_inputs_match_contiguous_copies() {
 fn losses_refuse_an_empty_batch() {
     for shape in [[0, K], [N, 0], [0, 0]] {
         let yhat = Array2::<f64>::zeros((shape[0], shape[1]));
-        let mut dyhat = Array2::<f64>::from_elem((shape[0], shape[1]), 7.0);
+        // A dŷ with room to write into: the empty batch is refused before its shape is checked.
+        let mut dyhat = Array2::<f64>::from_elem((N, K), 7.0);
         let labels = Array1::<usize>::zeros(shape[0]);
         assert_empty(err(Mse.loss_and_grad(yhat.view(), yhat.view(), dyhat.view_mut())), "yhat", shape);
         assert_empty(err(Loss::<f64>::check_target(&Mse, shape, yhat.view())), "yhat", shape);
