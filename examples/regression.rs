@@ -92,6 +92,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("trained in {secs:.2} s");
     println!("training MSE:             {train_mse:.5} (noise variance σ² = {:.5})", NOISE * NOISE);
     println!("MSE vs the true function: {truth_mse:.5} (on {GRID} points in [−3, 3])");
+    // The fit must be closer to the function than the noise is (CI runs this example).
+    if !(truth_mse < NOISE * NOISE) {
+        return Err(format!("the fit is no closer to the true function ({truth_mse}) than the noise").into());
+    }
 
     fs::create_dir_all(&args.out).map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
     let svg = args.out.join("regression.svg");

@@ -18,7 +18,14 @@ The checks, in order:
    layout = "in_out", dtype, d, h, k (equal to the shapes), activation (as expected), version.
 3. numpy, in float64: yhat = f(x @ w1 + b1) @ w2 + b2, the weights used as stored, (in, out).
 4. If torch imports: nn.Sequential(nn.Linear(D, H), f, nn.Linear(H, K)) in the checkpoint's
-   dtype, loaded with weight = w.T (nn.Linear holds (out, in)) and bias = b.
+   dtype, loaded with weight = w.T (nn.Linear holds (out, in)) and bias = b. Whether torch ran
+   is printed ("torch: not installed, skipped" otherwise).
+
+A training-state file (`TrainingState::save`) is checked against an EXPECTED_JSON of the form
+{"kind": "training-state", "tensors": {name: [dtype, shape, [values...]]}, "metadata": {...}}:
+`safetensors.numpy.load_file` must give exactly those tensors, with those numpy dtypes
+("float32", "float64", "int64"), shapes and values (bitwise), and the file's metadata must
+contain every expected key with its value.
 
 Outputs agree when max |a - e| <= tol * max(1, max |e|), tol = 1e-12 for f64 and 1e-5 for f32.
 Exit status 0 when every pair passes; 1, with each failed check on stderr, otherwise; 2 for a
@@ -139,10 +146,35 @@ def check_torch(params, dims, act, x, yhat, dtype):
     compare(f"torch {torch.__version__} forward", out, yhat, TOL[dtype])
 
 
+def check_state(path, expected):
+    tensors = load_file(path)
+    want = expected["tensors"]
+    check(sorted(tensors) == sorted(want), f"tensors {sorted(tensors)}, expected {sorted(want)}")
+    for name, (dtype, shape, values) in want.items():
+        t = tensors[name]
+        check(t.dtype == np.dtype(dtype), f"{name}: dtype {t.dtype}, expected {dtype}")
+        check(list(t.shape) == shape, f"{name}: shape {list(t.shape)}, expected {shape}")
+        e = np.array(values, dtype=np.dtype(dtype)).reshape(shape)
+        check(t.tobytes() == e.tobytes(), f"{name}: values differ from the Rust side's")
+    with safe_open(path, "np") as f:
+        meta = f.metadata() or {}
+    for key, value in expected["metadata"].items():
+        check(meta.get(key) == value, f"metadata {key!r}: {meta.get(key)!r}, expected {value!r}")
+    print(f"training state: {len(tensors)} tensors and {len(expected['metadata'])} metadata entries as expected")
+
+
 def check_pair(path, expected_path):
     """Runs every check on one checkpoint; True if all pass."""
     with open(expected_path) as f:
         expected = json.load(f)
+    if expected.get("kind") == "training-state":
+        try:
+            check_state(path, expected)
+        except CheckFailed as e:
+            print(f"{path}: FAILED: {e}", file=sys.stderr)
+            return False
+        print(f"{path}: ok")
+        return True
     dtype = expected["dtype"]
     try:
         check(dtype in DTYPES, f"unknown dtype {dtype!r}")

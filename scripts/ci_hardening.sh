@@ -6,8 +6,8 @@
 #   2. the test suite (lib + integration tests, no doctests) under AddressSanitizer (nightly);
 #   3. valgrind over the release build of the `seed` example: no invalid reads or writes.
 #
-# Without a nightly toolchain, 1 and 2 print a SKIPPED line and do not fail the run; 3 runs
-# on stable. Everything nightly builds into its own target directory (fuzz/target,
+# Without a nightly toolchain, 1 and 2 fail the run when CI is set; by hand they print a
+# SKIPPED line and the script goes on. 3 runs on stable. An empty FUZZ_TARGETS fails. Everything nightly builds into its own target directory (fuzz/target,
 # target/asan), so the shared target/ is not invalidated.
 #
 # Environment: FUZZ_SECONDS (per target, default 60), FUZZ_TARGETS (default: all four).
@@ -17,6 +17,10 @@ ROOT=$PWD
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_TARGETS=${FUZZ_TARGETS:-"checkpoint gemm train_api loaders"}
+if [ -z "${FUZZ_TARGETS// /}" ]; then
+  echo "FAILED: FUZZ_TARGETS is empty: nothing would be fuzzed"
+  exit 1
+fi
 HOST=x86_64-unknown-linux-gnu
 declare -a SUMMARY=()
 START=$SECONDS
@@ -99,9 +103,14 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   fi
   passed=$(grep -a '^test result' "$TMP/asan.log" | awk '{s += $4} END {print s}')
   record "ASan test suite: $passed tests passed, no sanitizer report, $((SECONDS - asan_t0))s (build overlapping the fuzzing)"
+elif [ -n "${CI:-}" ]; then
+  # Under CI a missing check is a failure, not a pass.
+  echo "FAILED: fuzzing and the AddressSanitizer test suite need a nightly toolchain, and CI is set"
+  echo "        (rustup toolchain install nightly)"
+  exit 1
 else
   echo "SKIPPED: fuzzing and the AddressSanitizer test suite need a nightly toolchain (rustup toolchain install nightly)"
-  record "fuzzing, ASan: SKIPPED (no nightly)"
+  record "fuzzing, ASan: SKIPPED (no nightly; under CI this fails)"
 fi
 
 # --- valgrind over the seed example -----------------------------------------------------------

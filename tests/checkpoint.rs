@@ -15,12 +15,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
-use two_layer_net::ndarray::Array2;
+use two_layer_net::ndarray::{Array2, Axis};
 use two_layer_net::rand::SeedableRng;
 use two_layer_net::rand::rngs::StdRng;
 use two_layer_net::{
-    Activation, CheckpointError, Error, Identity, LeakyRelu, Mse, Relu, Scalar, Sigmoid, Tanh, TwoLayerNet,
-    from_bytes, from_bytes_with, load, load_with, save, to_bytes,
+    Activation, Adam, CheckpointError, Error, Identity, LeakyRelu, Mse, Optimizer, Relu, Scalar, Sigmoid,
+    Tanh, TrainingState, TwoLayerNet, from_bytes, from_bytes_with, load, load_with, save, to_bytes,
 };
 
 /// A fresh directory under the system temp dir, removed (with its contents) on drop.
@@ -722,12 +722,77 @@ fn interop_case<F: Scalar, A: Activation>(
     [ckpt, json]
 }
 
+/// A training state (a network, Adam's state after two steps, a tensor and metadata of the
+/// user's) saved as `{name}.safetensors`, and next to it `{name}.json` listing every tensor it
+/// must hold (numpy dtype, shape, values) and metadata entries it must have (one of its
+/// values off by one ulp when `tamper`).
+fn interop_state_case(dir: &TempDir, name: &str, tamper: bool) -> [PathBuf; 2] {
+    let mut net = sample_net::<f32>(3, 4, 2, 34);
+    let mut adam = Adam::new(1e-2);
+    let x = batch::<f32>(3, 0.5);
+    let y = Array2::from_shape_fn((x.nrows(), 2), |(i, j)| (i + j) as f32 * 0.25);
+    for _ in 0..2 {
+        net.train_step_with(x.view(), y.view(), &Mse, &mut adam).expect("step");
+    }
+    let mut state = TrainingState::new();
+    state.set_net("net", &net).expect("set_net");
+    state.set_optimizer("opt", &adam).expect("set_optimizer");
+    state.set_tensor("scaler.mean", &[3], &[0.5, -1.25, 3.0]).expect("set_tensor");
+    state.metadata_mut().insert("run".into(), "interop".into());
+    let path = dir.join(&format!("{name}.safetensors"));
+    state.save(&path).expect("save the state");
+
+    let f32s = |v: &[f32]| v.iter().map(|x| format!("{:?}", f64::from(*x))).collect::<Vec<_>>().join(", ");
+    let mut tensors = Vec::new();
+    let parts = [("w1", "[3, 4]", net.w1()), ("b1", "[4]", net.b1().insert_axis(Axis(0)))];
+    let parts =
+        parts.into_iter().chain([("w2", "[4, 2]", net.w2()), ("b2", "[2]", net.b2().insert_axis(Axis(0)))]);
+    for (t, shape, v) in parts {
+        let v: Vec<f32> = v.iter().copied().collect();
+        tensors.push(format!("\"net.{t}\": [\"float32\", {shape}, [{}]]", f32s(&v)));
+    }
+    let opt = adam.state();
+    for (i, slot) in opt.slots.iter().enumerate() {
+        tensors.push(format!("\"opt.{i}.step\": [\"int64\", [], [{}]]", slot.step));
+        for (buffer, v) in opt.buffer_names.iter().zip(&slot.buffers) {
+            let mut v = v.clone();
+            if tamper {
+                v[0] = f32::from_bits(v[0].to_bits() + 1);
+            }
+            let v = &v;
+            tensors.push(format!("\"opt.{i}.{buffer}\": [\"float32\", [{}], [{}]]", v.len(), f32s(v)));
+        }
+    }
+    tensors.push("\"scaler.mean\": [\"float32\", [3], [0.5, -1.25, 3.0]]".into());
+    let metadata = [
+        ("format", "two-layer-net/training-state"),
+        ("dtype", "f32"),
+        ("net.d", "3"),
+        ("net.activation", "relu"),
+        ("opt.kind", "adam"),
+        ("opt.buffers", "exp_avg,exp_avg_sq"),
+        ("user.run", "interop"),
+    ];
+    let metadata: Vec<String> = metadata.iter().map(|(k, v)| format!("\"{k}\": \"{v}\"")).collect();
+    let json = dir.join(&format!("{name}.json"));
+    let expected = format!(
+        "{{\"kind\": \"training-state\", \"tensors\": {{{}}}, \"metadata\": {{{}}}}}\n",
+        tensors.join(", "),
+        metadata.join(", ")
+    );
+    fs::write(&json, expected).expect("write json");
+    [path, json]
+}
+
+/// The README's promise that Python reads the files: checkpoints through numpy (and torch when
+/// it is installed), a training state through `safetensors.numpy`. Needs a Python with numpy
+/// and safetensors; `.ci/run` provides one, and under CI (`CI` set) its absence fails the test.
 #[test]
 fn python_reads_the_checkpoint() {
     let Some(python) = find_python() else {
-        eprintln!(
-            "note: no Python with numpy and safetensors ($TWO_LAYER_NET_PYTHON or python3); interop not checked"
-        );
+        let what = "no Python with numpy and safetensors ($TWO_LAYER_NET_PYTHON or python3)";
+        assert!(std::env::var_os("CI").is_none(), "{what}: CI must provide one (.ci/run makes a venv)");
+        eprintln!("note: {what}; interop not checked (under CI this fails)");
         return;
     };
     let dir = TempDir::new("interop");
@@ -742,19 +807,25 @@ fn python_reads_the_checkpoint() {
         interop_case(&dir, "tanh64", sample_net::<f64>(2, 3, 1, 32).with_activation(Tanh), 0.0),
         // The script must notice a wrong output: this pair fails, the others pass.
         interop_case(&dir, "tampered", sample_net::<f64>(3, 5, 2, 33), 1e-6),
+        interop_state_case(&dir, "state32", false),
+        interop_state_case(&dir, "tampered_state", true),
     ];
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_interop.py");
     // One run for all cases: importing torch takes seconds.
     let out = Command::new(&python).arg(&script).args(cases.iter().flatten()).output().expect("run python");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     eprintln!("{stdout}{stderr}");
-    assert_eq!(out.status.code(), Some(1), "exit status: only the tampered case fails");
-    for name in ["relu64", "leaky32", "tanh64"] {
+    assert_eq!(out.status.code(), Some(1), "exit status: only the tampered cases fail");
+    for name in ["relu64", "leaky32", "tanh64", "state32"] {
         assert!(stdout.contains(&format!("{name}.safetensors: ok")), "{name} did not pass");
     }
     assert!(
         stderr.contains("tampered.safetensors: FAILED: numpy forward"),
         "the tampered case was not caught"
     );
-    assert_eq!(stderr.matches("FAILED").count(), 1);
+    assert!(
+        stderr.contains("tampered_state.safetensors: FAILED: opt.0.exp_avg: values differ"),
+        "the tampered state was not caught"
+    );
+    assert_eq!(stderr.matches("FAILED").count(), 2);
 }

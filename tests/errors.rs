@@ -114,7 +114,7 @@ fn assert_too_large(e: Error, operand: &str, actual: Shape) {
 fn x_with_wrong_input_dim() {
     let (mut net, x, y, dyhat) = ready();
     let before = snap(&net);
-    let mut dx = Array2::zeros((N, D));
+    let mut dx = Array2::from_elem((N, D), 9.0);
     for cols in [D + 1, D - 1] {
         let bad = Array2::from_elem((N, cols), 0.5);
         assert_mismatch(err(net.forward(bad.view())), "x", [N, D], [N, cols]);
@@ -128,7 +128,7 @@ fn x_with_wrong_input_dim() {
             [N, cols],
         );
         assert_eq!(snap(&net), before);
-        assert!(dx.iter().all(|&v| v == 0.0), "dx written");
+        assert!(dx.iter().all(|&v| v == 9.0), "dx written");
         assert_mismatch(err(net.train_step(bad.view(), y.view(), &Mse, 0.1)), "x", [N, D], [N, cols]);
         assert_eq!(snap(&net), before);
     }
@@ -192,7 +192,7 @@ fn mse_with_wrong_shapes() {
 fn dyhat_with_wrong_shape_in_backward() {
     let (mut net, x, _, dyhat) = ready();
     let before = snap(&net);
-    let mut dx = Array2::zeros((N, D));
+    let mut dx = Array2::from_elem((N, D), 9.0);
     for actual in [[N, K + 1], [N - 1, K], [K, N], [N, K - 1]] {
         let bad = Array2::from_elem((actual[0], actual[1]), 0.5);
         assert_mismatch(err(net.backward(x.view(), bad.view())), "dyhat", [N, K], actual);
@@ -204,7 +204,7 @@ fn dyhat_with_wrong_shape_in_backward() {
             actual,
         );
         assert_eq!(snap(&net), before);
-        assert!(dx.iter().all(|&v| v == 0.0), "dx written");
+        assert!(dx.iter().all(|&v| v == 9.0), "dx written");
     }
     net.backward(x.view(), dyhat.view()).unwrap();
     assert_eq!(snap(&net), before);

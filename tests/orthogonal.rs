@@ -12,7 +12,9 @@ fn gram_error(w: ArrayView2<'_, f64>, gain: f64) -> f64 {
     let mut worst: f64 = 0.0;
     for ((i, j), v) in g.indexed_iter() {
         let want = if i == j { gain * gain } else { 0.0 };
-        worst = worst.max((v - want).abs());
+        // A NaN must fail the check, not vanish in f64::max.
+        let d = (v - want).abs();
+        worst = if d.is_nan() { f64::INFINITY } else { worst.max(d) };
     }
     worst
 }

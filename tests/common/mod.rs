@@ -330,21 +330,27 @@ pub fn problem(
     panic!("no draw of {n}x{d}x{h}x{k} keeps every pre-activation {margin} away from 0");
 }
 
-/// `max |a − e|`, after checking the shapes agree.
+/// The largest of `values` (0 for none), and ∞ if one is NaN: `f64::max` drops a NaN, which
+/// would let a NaN result pass a tolerance check.
+pub fn worst(values: impl IntoIterator<Item = f64>) -> f64 {
+    values.into_iter().fold(0.0, |m: f64, v| if v.is_nan() { f64::INFINITY } else { m.max(v) })
+}
+
+/// `max |a − e|`, after checking the shapes agree (∞ if any difference is NaN).
 pub fn max_abs_diff2(a: ArrayView2<'_, f64>, e: ArrayView2<'_, f64>) -> f64 {
     assert_eq!(a.dim(), e.dim(), "shapes differ");
-    a.iter().zip(e).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+    worst(a.iter().zip(e).map(|(x, y)| (x - y).abs()))
 }
 
-/// `max |a − e|` for vectors.
+/// `max |a − e|` for vectors (∞ if any difference is NaN).
 pub fn max_abs_diff1(a: ArrayView1<'_, f64>, e: ArrayView1<'_, f64>) -> f64 {
     assert_eq!(a.len(), e.len(), "lengths differ");
-    a.iter().zip(e).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+    worst(a.iter().zip(e).map(|(x, y)| (x - y).abs()))
 }
 
-/// `max |e|`.
+/// `max |e|` (∞ if one is NaN).
 pub fn max_abs(e: &[f64]) -> f64 {
-    e.iter().fold(0.0, |m, v| m.max(v.abs()))
+    worst(e.iter().map(|v| v.abs()))
 }
 
 /// Asserts `max |a − e| ≤ tol · max(1, max |e|)`: absolute below magnitude 1, normwise relative
@@ -352,7 +358,7 @@ pub fn max_abs(e: &[f64]) -> f64 {
 #[track_caller]
 pub fn assert_close(a: &[f64], e: &[f64], tol: f64, what: &str) {
     assert_eq!(a.len(), e.len(), "{what}: lengths differ");
-    let diff = a.iter().zip(e).fold(0.0, |m: f64, (x, y)| m.max((x - y).abs()));
+    let diff = worst(a.iter().zip(e).map(|(x, y)| (x - y).abs()));
     let scale = max_abs(e).max(1.0);
     assert!(
         diff <= tol * scale,
