@@ -20,9 +20,9 @@
 //! [`DataParallel::train_step_with`] on every rank:
 //!
 //! 1. the network's forward, loss and backward phases on the local rows: `ḡ_r`, `L_r`;
-//! 2. fills a buffer allocated once, `[n_r·ḡ_r (all parameters) | n_r·L_r | n_r | failed_r]`,
-//!    and sums it over the ranks with **one** `MPI_Allreduce` (`MPI_SUM`), so the global batch
-//!    size `N` and the loss travel with the gradient;
+//! 2. fills a buffer allocated once, `[n_r·ḡ_r (all parameters) | n_r·L_r | n_r | one failure
+//!    flag per rank]`, and sums it over the ranks with **one** `MPI_Allreduce` (`MPI_SUM`), so
+//!    the global batch size `N`, the loss and which ranks failed travel with the gradient;
 //! 3. divides by `N`, adds the L2 term `reg·W` once (the loss's [`Loss::l2`]), and runs the
 //!    network's update phase ([`TwoLayerNet::step_with`]).
 //!
@@ -32,9 +32,22 @@
 //! OpenMPI 4.1 and MPICH 4.0 do in this crate's MPI test, with 2 and 3 ranks;
 //! [`DataParallel::param_divergence`] checks it at any time).
 //!
-//! A rank whose local pass fails (a bad label, a shape, an empty shard) still takes part in the
-//! reduction, with its `failed_r` set: every rank then returns an error, nobody updates its
-//! parameters, and nobody is left waiting in a collective.
+//! # Faults
+//!
+//! A rank whose local pass fails (a bad label, a shape, an empty shard, a non-finite `Y1`, loss
+//! or gradient) still takes part in the reduction, with its flag set: every rank then returns
+//! an error at that step — [`ParallelError::Step`] on the failing rank, naming it and the
+//! reason, [`ParallelError::OtherRanks`] naming it on the others — nobody updates its
+//! parameters or optimizer state, and nobody is left waiting in a collective.
+//!
+//! A rank that dies (killed, crashed, exited) or stops calling: every collective waits at most
+//! [`DataParallel::with_timeout`] (10 minutes by default) and then aborts the job with
+//! `MPI_Abort`, so `mpirun` ends instead of hanging (OpenMPI's `mpirun` also ends the job
+//! at once by itself when a rank is killed or exits without `MPI_Finalize`). To survive a
+//! fault, checkpoint and restart: rank 0 saves a [`TrainingState`](crate::TrainingState) (the
+//! network, the optimizer, the loop's position) every so often, and after a restart every rank
+//! loads it; the run then continues bit for bit as if it had not stopped (the MPI test checks
+//! this at 2 and 3 ranks).
 //!
 //! # Cost of a step
 //!
@@ -93,7 +106,8 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
-use mpi::datatype::Equivalence;
+use mpi::datatype::{Buffer, BufferMut, Equivalence};
+use mpi::request::{Request, Scope};
 use mpi::topology::Communicator;
 use ndarray::ArrayView2;
 
@@ -108,8 +122,12 @@ use crate::scalar::Scalar;
 /// versions match.
 pub use mpi;
 
-/// Slots after the gradient in the reduce buffer: `n_r·L_r`, `n_r`, `failed_r`.
-const EXTRA: usize = 3;
+/// Slots after the gradient in the reduce buffer before the per-rank failure flags: `n_r·L_r`
+/// and `n_r`.
+const SUMS: usize = 2;
+
+/// How long a collective waits for the other ranks by default before it aborts the job.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The rows of a global batch of `n_global` rows that rank `rank` of `size` trains on:
 /// contiguous, in rank order, `n_global / size` rows each and one more for the first
@@ -135,20 +153,29 @@ pub fn shard(n_global: usize, rank: usize, size: usize) -> Range<usize> {
     start..start + q + usize::from(rank < m)
 }
 
-/// Why a data-parallel call failed. A failed step changes the parameters on no rank.
+/// Why a data-parallel call failed. A failed step changes the parameters and the optimizer's
+/// state on no rank, and every rank returns an error at the same step.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ParallelError {
-    /// The step failed on this rank: its own input was refused before the reduction (shape,
-    /// label, empty shard), or the reduced loss or gradient is not finite
-    /// ([`Error::NonFinite`], which every rank then reports alike).
-    Step(Error),
-    /// This rank's part of the step was fine, but `failed` other ranks refused their input
-    /// (each of them returns [`Step`](Self::Step) with its reason).
-    OtherRanks {
-        /// How many ranks failed.
-        failed: usize,
+    /// This rank's own part of the step failed, before anything was applied: its input was
+    /// refused (shape, label, an empty shard, a non-finite `Y1` or loss) or its local gradient
+    /// is not finite. The other ranks return [`OtherRanks`](Self::OtherRanks) naming it.
+    Step {
+        /// This rank.
+        rank: usize,
+        /// Why.
+        source: Error,
     },
+    /// This rank's part of the step was fine, but these ranks' parts failed (each of them
+    /// returns [`Step`](Self::Step) with its reason).
+    OtherRanks {
+        /// The ranks that failed, in increasing order.
+        ranks: Vec<usize>,
+    },
+    /// Every rank's part was fine, but the reduced step failed, alike on every rank: the sum
+    /// over the ranks overflowed, or the optimizer refused the update (an [`Error::NonFinite`]).
+    Reduced(Error),
     /// The ranks' networks differ in shape (found by [`DataParallel::new`]): the smallest
     /// and largest `(D, H, K)` over the ranks, dimension by dimension.
     Layout {
@@ -162,9 +189,15 @@ pub enum ParallelError {
 impl fmt::Display for ParallelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ParallelError::Step(e) => write!(f, "data-parallel step failed on this rank: {e}"),
-            ParallelError::OtherRanks { failed } => {
-                write!(f, "data-parallel step failed on {failed} other rank(s); nothing was applied")
+            ParallelError::Step { rank, source } => {
+                write!(f, "data-parallel step failed on rank {rank} (this rank): {source}")
+            }
+            ParallelError::OtherRanks { ranks } => {
+                let ranks: Vec<String> = ranks.iter().map(usize::to_string).collect();
+                write!(f, "data-parallel step failed on rank {}; nothing was applied", ranks.join(", "))
+            }
+            ParallelError::Reduced(e) => {
+                write!(f, "data-parallel step failed on every rank after the reduction: {e}")
             }
             ParallelError::Layout { min, max } => write!(
                 f,
@@ -177,15 +210,9 @@ impl fmt::Display for ParallelError {
 impl std::error::Error for ParallelError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ParallelError::Step(e) => Some(e),
+            ParallelError::Step { source, .. } | ParallelError::Reduced(source) => Some(source),
             _ => None,
         }
-    }
-}
-
-impl From<Error> for ParallelError {
-    fn from(e: Error) -> Self {
-        ParallelError::Step(e)
     }
 }
 
@@ -210,7 +237,7 @@ pub struct Timings {
 /// same state and the same network shape. The local batches may differ in size (see [`shard`]);
 /// the global gradient is `g = Σ_r n_r·ḡ_r / N` (see the [module docs](self)).
 ///
-/// Buffers: two reduce buffers of `len(params) + 3` scalars, allocated by [`new`](Self::new),
+/// Buffers: two reduce buffers of `len(params) + 2 + P` scalars, allocated by [`new`](Self::new),
 /// and the network's own workspace; after the first step at a batch size a step allocates
 /// nothing.
 ///
@@ -220,11 +247,16 @@ pub struct Timings {
 pub struct DataParallel<F: Scalar + Equivalence, C: Communicator, A: Activation = Relu> {
     net: TwoLayerNet<F, A>,
     comm: C,
-    /// `[n_r·ḡ_r | n_r·L_r | n_r | failed_r]`, this rank's contribution.
+    /// `[n_r·ḡ_r | n_r·L_r | n_r | failed_0 … failed_{P−1}]`, this rank's contribution (its
+    /// own failure flag at `failed_r`, the others 0).
     send: Vec<F>,
     /// The sum of every rank's `send`.
     recv: Vec<F>,
     timings: Timings,
+    /// How long a collective waits for the other ranks before aborting the job.
+    timeout: Duration,
+    /// Steps attempted, for the timeout's message.
+    steps: u64,
 }
 
 impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C, A> {
@@ -247,19 +279,29 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
             send[i + 3] = -(v as i64);
         }
         let mut recv = [0i64; 6];
-        comm.all_reduce_into(&send[..], &mut recv[..], SystemOperation::max());
+        all_reduce(
+            &comm,
+            &send[..],
+            &mut recv[..],
+            SystemOperation::max(),
+            DEFAULT_TIMEOUT,
+            "new's shape check",
+            0,
+        );
         let max = [recv[0], recv[1], recv[2]].map(|v| v as usize);
         let min = [-recv[3], -recv[4], -recv[5]].map(|v| v as usize);
         if min != max {
             return Err(ParallelError::Layout { min, max });
         }
-        let len = net.params().len() + EXTRA;
+        let len = net.params().len() + SUMS + comm.size() as usize;
         let mut dp = DataParallel {
             net,
             comm,
             send: vec![F::zero(); len],
             recv: vec![F::zero(); len],
             timings: Timings::default(),
+            timeout: DEFAULT_TIMEOUT,
+            steps: 0,
         };
         dp.broadcast_params();
         Ok(dp)
@@ -268,8 +310,8 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
     /// Copies rank 0's parameters to every rank (one `MPI_Bcast` of the flat buffer), e.g.
     /// after loading a checkpoint on rank 0 only. Collective.
     pub fn broadcast_params(&mut self) {
-        let root = self.comm.process_at_rank(0);
-        root.broadcast_into(self.net.params_mut().as_slice_mut());
+        let params = self.net.params_mut().as_slice_mut();
+        broadcast(&self.comm, params, self.timeout, "the broadcast of the parameters");
     }
 
     /// This process's rank, `0..size`.
@@ -321,6 +363,26 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
         self.timings = Timings::default();
     }
 
+    /// How long each collective waits for the other ranks before it gives up (default
+    /// [`DEFAULT_TIMEOUT`], 10 minutes, PyTorch's `init_process_group` default for NCCL).
+    ///
+    /// A rank that dies, hangs or stops calling would otherwise leave the others waiting in a
+    /// collective forever, and `mpirun` with them. When the time is up, the waiting rank
+    /// prints which rank it is and which collective (and step) it waited in, and aborts the
+    /// whole job with `MPI_Abort` (exit code [`ABORT_CODE`]): a collective cannot be cancelled
+    /// in MPI, so no rank could go on anyway. Keep it above the longest time one rank may
+    /// spend between two steps (an evaluation, a checkpoint written by rank 0 only). Set it
+    /// alike on every rank.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The timeout of [`with_timeout`](Self::with_timeout).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// One data-parallel training step. Collective: every rank passes its own rows of the
     /// same global batch (`x` n_r×D and `target`, e.g. the [`local_range`](Self::local_range)
     /// of it), the same `loss` settings and its copy of the same optimizer.
@@ -333,12 +395,15 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
     /// every rank: what [`TwoLayerNet::train_step_with`] returns for the whole batch in one
     /// process, whose parameters this step reproduces up to rounding.
     ///
-    /// Errors, on every rank alike so that none waits for another: [`ParallelError::Step`] on
-    /// a rank whose input is refused (shapes, labels, an empty shard: give every rank at least
-    /// one row, i.e. a global batch of at least `P` rows) and [`ParallelError::OtherRanks`] on
-    /// the others; [`ParallelError::Step`] with [`Error::NonFinite`] on every rank if the
-    /// summed loss or gradient is not finite. The parameters and the optimizer's state are
-    /// then unchanged on every rank.
+    /// Errors, at the same step on every rank so that none waits for another:
+    /// [`ParallelError::Step`] (naming this rank) on a rank whose input is refused (shapes,
+    /// labels, an empty shard: give every rank at least one row, i.e. a global batch of at
+    /// least `P` rows) or whose loss or gradient is not finite, and
+    /// [`ParallelError::OtherRanks`] naming those ranks on the others;
+    /// [`ParallelError::Reduced`] on every rank if the summed loss or gradient is not finite
+    /// or the optimizer refuses the update. The parameters and the optimizer's state are then
+    /// unchanged on every rank. A rank that does not answer within the
+    /// [timeout](Self::with_timeout) aborts the job.
     pub fn train_step_with<L: Loss<F>, O: Optimizer<F>>(
         &mut self,
         x: ArrayView2<'_, F>,
@@ -347,25 +412,34 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
         opt: &mut O,
     ) -> Result<F, ParallelError> {
         let start = Instant::now();
-        let p = self.net.params().len();
+        let (p, rank) = (self.net.params().len(), self.rank());
         let local = self.local_pass(x, target, loss);
         let (grad, extra) = self.send.split_at_mut(p);
-        match local {
-            Ok(l) => {
-                let n = F::cast(x.nrows() as f64);
-                let local_grads = self.net.gradients().map(|g| g.as_slice()).unwrap_or(&[]);
-                for (s, &g) in grad.iter_mut().zip(local_grads) {
-                    *s = n * g;
-                }
-                extra.copy_from_slice(&[n * l, n, F::zero()]);
+        let (sums, flags) = extra.split_at_mut(SUMS);
+        flags.fill(F::zero());
+        let local = local.and_then(|l| {
+            let n = F::cast(x.nrows() as f64);
+            let local_grads = self.net.gradients().map(|g| g.as_slice()).unwrap_or(&[]);
+            // The finiteness of n_r·ḡ_r in the pass that writes it (a boolean AND, which
+            // vectorizes): a rank whose own gradient overflowed is named as the cause.
+            let mut finite = true;
+            for (s, &g) in grad.iter_mut().zip(local_grads) {
+                *s = n * g;
+                finite &= s.is_finite();
             }
-            Err(_) => {
-                grad.fill(F::zero());
-                extra.copy_from_slice(&[F::zero(), F::zero(), F::one()]);
-            }
+            sums.copy_from_slice(&[n * l, n]);
+            if finite { Ok(l) } else { Err(Error::NonFinite { what: "gradient" }) }
+        });
+        if local.is_err() {
+            grad.fill(F::zero());
+            sums.fill(F::zero());
+            flags[rank] = F::one();
         }
         let reduce = Instant::now();
-        self.comm.all_reduce_into(&self.send[..], &mut self.recv[..], SystemOperation::sum());
+        self.steps += 1;
+        let what = "the step's allreduce";
+        let sum = SystemOperation::sum();
+        all_reduce(&self.comm, &self.send[..], &mut self.recv[..], sum, self.timeout, what, self.steps);
         let update = Instant::now();
         let result = self.apply(local, loss, opt);
         self.timings.steps += 1;
@@ -398,22 +472,26 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
     ) -> Result<F, ParallelError> {
         let p = self.net.params().len();
         let (sum_grad, extra) = self.recv.split_at(p);
-        let [sum_loss, n_global, failed] = [extra[0], extra[1], extra[2]];
-        local?;
-        if failed != F::zero() {
-            return Err(ParallelError::OtherRanks { failed: failed.as_f64() as usize });
+        let (sums, flags) = extra.split_at(SUMS);
+        let [sum_loss, n_global] = [sums[0], sums[1]];
+        if let Err(source) = local {
+            return Err(ParallelError::Step { rank: self.rank(), source });
+        }
+        if flags.iter().any(|&f| f != F::zero()) {
+            let ranks = flags.iter().enumerate().filter(|&(_, &f)| f != F::zero()).map(|(r, _)| r).collect();
+            return Err(ParallelError::OtherRanks { ranks });
         }
         let inv_n = F::one() / n_global;
         let l = sum_loss * inv_n + self.net.penalty(loss);
         if !l.is_finite() {
-            return Err(Error::NonFinite { what: "loss" }.into());
+            return Err(ParallelError::Reduced(Error::NonFinite { what: "loss" }));
         }
         for (g, &s) in self.net.gradients_mut().as_slice_mut().iter_mut().zip(sum_grad) {
             *g = s * inv_n;
         }
         self.net.add_penalty_gradient(loss);
-        // The optimizer refuses a non-finite gradient, alike on every rank.
-        self.net.step_with(opt)?;
+        // The optimizer refuses a non-finite gradient or update, alike on every rank.
+        self.net.step_with(opt).map_err(ParallelError::Reduced)?;
         Ok(l)
     }
 
@@ -425,7 +503,7 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
         let p = self.net.params().len();
         let theta0 = &mut self.recv[..p];
         theta0.copy_from_slice(self.net.params().as_slice());
-        self.comm.process_at_rank(0).broadcast_into(&mut *theta0);
+        broadcast(&self.comm, &mut *theta0, self.timeout, "param_divergence's broadcast");
         let mut local = F::zero();
         for (&a, &b) in self.net.params().as_slice().iter().zip(&*theta0) {
             if a == b || (a.is_nan() && b.is_nan()) {
@@ -435,8 +513,81 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
             local = if d.is_nan() { F::infinity() } else { local.max(d) };
         }
         let mut global = F::zero();
-        self.comm.all_reduce_into(&local, &mut global, SystemOperation::max());
+        let what = "param_divergence's allreduce";
+        all_reduce(&self.comm, &local, &mut global, SystemOperation::max(), self.timeout, what, 0);
         global
+    }
+}
+
+/// The exit code of a job aborted by a collective's timeout ([`DataParallel::with_timeout`]).
+pub const ABORT_CODE: i32 = 75;
+
+/// `MPI_Allreduce` of `send` into `recv` with `op`, as a non-blocking collective waited on
+/// for at most `timeout` (see [`wait_or_abort`]).
+fn all_reduce<C, S, R>(
+    comm: &C,
+    send: &S,
+    recv: &mut R,
+    op: SystemOperation,
+    timeout: Duration,
+    what: &str,
+    step: u64,
+) where
+    C: Communicator,
+    S: Buffer + ?Sized,
+    R: BufferMut + ?Sized,
+{
+    mpi::request::scope(|scope| {
+        let request = comm.immediate_all_reduce_into(scope, send, recv, op);
+        wait_or_abort(comm, request, timeout, what, step);
+    });
+}
+
+/// `MPI_Bcast` of rank 0's `buf`, waited on for at most `timeout`.
+fn broadcast<C: Communicator, B: BufferMut + ?Sized>(comm: &C, buf: &mut B, timeout: Duration, what: &str) {
+    mpi::request::scope(|scope| {
+        let request = comm.process_at_rank(0).immediate_broadcast_into(scope, buf);
+        wait_or_abort(comm, request, timeout, what, 0);
+    });
+}
+
+/// Waits for `request`; after `timeout`, says on stderr which rank waited where and aborts the
+/// job (`MPI_Abort`): its buffers are lent to MPI until it completes, so returning is not an
+/// option, and no other rank would get past the collective either.
+fn wait_or_abort<'a, C, D, Sc>(
+    comm: &C,
+    mut request: Request<'a, D, Sc>,
+    timeout: Duration,
+    what: &str,
+    step: u64,
+) where
+    C: Communicator,
+    D: ?Sized,
+    Sc: Scope<'a>,
+{
+    let start = Instant::now();
+    loop {
+        request = match request.test() {
+            Ok(_) => return,
+            Err(pending) => pending,
+        };
+        let waited = start.elapsed();
+        if waited >= timeout {
+            let at = if step > 0 { format!(" of step {step}") } else { String::new() };
+            eprintln!(
+                "two-layer-net: rank {} of {}: no answer from every rank in {what}{at} within {timeout:?}: \
+                 a rank died, hung or stopped calling; aborting the job (MPI_Abort, exit code {ABORT_CODE})",
+                comm.rank(),
+                comm.size()
+            );
+            comm.abort(ABORT_CODE);
+        }
+        // Spin while an answer is imminent (a step's allreduce), then leave the core to others.
+        if waited < Duration::from_millis(1) {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
     }
 }
 

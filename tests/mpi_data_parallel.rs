@@ -408,38 +408,47 @@ fn f32_ranks_agree(world: &SimpleCommunicator, c: &mut Checks) {
     });
 }
 
-/// Checks that a failed step returned `expected` here and `OtherRanks` elsewhere (or the same
-/// error everywhere when `everywhere`), and left the parameters as they were.
+/// Checks that a failed step returned `expected` on `failing` (naming it) and `OtherRanks`
+/// naming `failing` elsewhere, and left the parameters as they were, equal on every rank.
 #[allow(clippy::too_many_arguments)]
 fn expect_failed_step<A: Activation>(
+    world: &SimpleCommunicator,
     c: &mut Checks,
     name: &str,
-    failing_rank: bool,
-    everywhere: bool,
+    failing: usize,
     result: Result<f64, ParallelError>,
     expected: impl Fn(&Error) -> bool,
     before: &[f64],
     dp: &DataParallel<f64, SimpleCommunicator, A>,
 ) {
+    let rank = world.rank() as usize;
     match &result {
-        Err(ParallelError::Step(e)) if (failing_rank || everywhere) && expected(e) => {
-            c.check(true, String::new)
+        Err(ParallelError::Step { rank: r, source }) if rank == failing && *r == rank && expected(source) => {
+            let msg = result.as_ref().unwrap_err().to_string();
+            c.check(msg.contains(&format!("rank {rank}")), || {
+                format!("{name}: {msg:?} does not name the rank")
+            })
         }
-        Err(ParallelError::OtherRanks { failed: 1 }) if !failing_rank && !everywhere => {
-            c.check(true, String::new)
+        Err(ParallelError::OtherRanks { ranks }) if rank != failing && ranks == &[failing] => {
+            let msg = result.as_ref().unwrap_err().to_string();
+            c.check(msg.contains(&format!("rank {failing}")), || {
+                format!("{name}: {msg:?} does not name rank {failing}")
+            })
         }
         other => c.check(false, || format!("{name}: unexpected result {other:?}")),
     }
     c.check(dp.net().params().as_slice() == before, || {
         format!("{name}: a failed step changed the parameters")
     });
+    c.check(same_as_rank0(world, dp.net().params().as_slice()), || {
+        format!("{name}: the parameters differ from rank 0's after the failed step")
+    });
 }
 
 /// A label out of range on the last rank, then an empty shard on the last rank: every rank
 /// returns an error, nobody hangs, no parameter changes, and training goes on afterwards.
 fn bad_input_on_one_rank_fails_every_rank(world: &SimpleCommunicator, c: &mut Checks) {
-    let (rank, size) = (world.rank() as usize, world.size() as usize);
-    let last = rank == size - 1;
+    let size = world.size() as usize;
     let (x, mut labels) = datasets::spiral::<f64, _>(10, 3, &mut StdRng::seed_from_u64(11));
     let net = TwoLayerNet::<f64>::new(2, 6, 3, &mut StdRng::seed_from_u64(12)).unwrap();
     let mut dp = DataParallel::new(net, world.duplicate()).unwrap();
@@ -451,13 +460,13 @@ fn bad_input_on_one_rank_fails_every_rank(world: &SimpleCommunicator, c: &mut Ch
     let mine = dp.local_range(n);
     let r = dp.train_step_with(x.slice(s![mine.clone(), ..]), labels.slice(s![mine]), &loss, &mut opt);
     let invalid = |e: &Error| matches!(e, Error::InvalidLabel { label: 3, .. });
-    expect_failed_step(c, "bad label", last, false, r, invalid, &before, &dp);
+    expect_failed_step(world, c, "bad label", size - 1, r, invalid, &before, &dp);
 
     // A global batch of P − 1 rows leaves the last rank an empty shard.
     let mine = dp.local_range(size - 1);
     let r = dp.train_step_with(x.slice(s![mine.clone(), ..]), labels.slice(s![mine]), &loss, &mut opt);
     let empty = |e: &Error| matches!(e, Error::Empty { .. });
-    expect_failed_step(c, "empty shard", last, false, r, empty, &before, &dp);
+    expect_failed_step(world, c, "empty shard", size - 1, r, empty, &before, &dp);
 
     // The failures left the optimizer and the ranks in step: a good step now still matches.
     labels[n - 1] = 0;
@@ -471,28 +480,39 @@ fn bad_input_on_one_rank_fails_every_rank(world: &SimpleCommunicator, c: &mut Ch
     c.check(diff <= TOL, || format!("step after failures: |θ_dp − θ_single| = {diff:e}"));
 }
 
-/// A NaN input on rank 0 is caught by rank 0's own forward phase (`Y1` is not finite): rank 0
-/// returns that error, every other rank `OtherRanks`, and no rank changes its parameters.
+/// A NaN input on rank 1 is caught by rank 1's own forward phase (`Y1` is not finite): rank 1
+/// returns that error, every other rank `OtherRanks` naming rank 1, and no rank changes its
+/// parameters. Then a loss that overflows on rank 1 (finite input): named alike.
 fn nan_on_one_rank_fails_every_rank(world: &SimpleCommunicator, c: &mut Checks) {
-    let rank = world.rank() as usize;
-    let (mut x, y) = datasets::wave::<f64, _>(12, 0.1, &mut StdRng::seed_from_u64(13));
-    x[[0, 0]] = f64::NAN; // row 0 is rank 0's
+    let (mut x, mut y) = datasets::wave::<f64, _>(12, 0.1, &mut StdRng::seed_from_u64(13));
     let net = TwoLayerNet::<f64>::new(1, 4, 1, &mut StdRng::seed_from_u64(14)).unwrap();
     let mut dp = DataParallel::new(net, world.duplicate()).unwrap();
     let before = dp.net().params().as_slice().to_vec();
     let mine = dp.local_range(x.nrows());
+    let first_of_rank1 = shard(x.nrows(), 1, world.size() as usize).start;
+    x[[first_of_rank1, 0]] = f64::NAN;
+    let r = dp.train_step_with(
+        x.slice(s![mine.clone(), ..]),
+        y.slice(s![mine.clone(), ..]),
+        &Mse,
+        &mut Sgd::new(0.1),
+    );
+    let non_finite = |e: &Error| matches!(e, Error::NonFinite { what: "y1" });
+    expect_failed_step(world, c, "NaN on rank 1", 1, r, non_finite, &before, &dp);
+
+    // A target of 1e300 on rank 1: its loss (1e600 / n) is already infinite in f64.
+    x[[first_of_rank1, 0]] = 0.5;
+    y[[first_of_rank1, 0]] = 1e300;
     let r =
         dp.train_step_with(x.slice(s![mine.clone(), ..]), y.slice(s![mine, ..]), &Mse, &mut Sgd::new(0.1));
-    let non_finite = |e: &Error| matches!(e, Error::NonFinite { .. });
-    expect_failed_step(c, "NaN on rank 0", rank == 0, false, r, non_finite, &before, &dp);
+    let loss = |e: &Error| matches!(e, Error::NonFinite { what: "loss" });
+    expect_failed_step(world, c, "infinite loss on rank 1", 1, r, loss, &before, &dp);
 }
 
 /// Networks of different shapes on different ranks: `new` fails on every rank.
 fn shapes_must_agree(world: &SimpleCommunicator, c: &mut Checks) {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
-    if size < 2 {
-        return;
-    }
+    c.check(size >= 2, || format!("shapes_must_agree needs 2 ranks or more, has {size}"));
     let h = if rank == size - 1 { 5 } else { 4 };
     let net = TwoLayerNet::<f64>::new(2, h, 3, &mut StdRng::seed_from_u64(15)).unwrap();
     let r = DataParallel::new(net, world.duplicate()).map(|_| ());
