@@ -3,8 +3,10 @@
 # when missing (Debian/Ubuntu): OpenMPI (`mpirun`, `mpicc` and headers, which rsmpi's build
 # probes), libclang with clang's builtin headers (for rsmpi's bindgen), and OpenBLAS. Then
 # lints the feature, smoke-runs the example under `mpirun -n 2`, and runs the MPI test last:
-# it re-launches itself under `mpirun -n 2` and `mpirun -n 3 --oversubscribe` and closes with
-# `mpi: N passed, N failed`.
+# it re-launches itself under `mpirun -n 2` and `mpirun -n 3 --oversubscribe` (the checks of
+# data-parallel training and its error paths), kills or stops a rank mid-training in five ways
+# (mpirun must end within a bound), and kills a run and restarts it from its checkpoint at 2
+# and 3 ranks (bitwise equal to an uninterrupted run); it closes with `mpi: N passed, N failed`.
 #
 # Works as root (OpenMPI's run-as-root switches are exported) and in a fresh container.
 set -euo pipefail

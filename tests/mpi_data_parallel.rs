@@ -15,6 +15,16 @@
 //!   with `mpi: P passed, F failed`. `MPIRUN` overrides the launcher found on `PATH`,
 //!   `MPI_TEST_TIMEOUT_SECS` (default 300) bounds each run.
 //!
+//! Then two more scenarios, each a few `mpirun`s:
+//!
+//! - **a rank that dies** (`-n 3`): rank 1 leaves at step 5 — SIGKILL, `exit(3)`, a panic,
+//!   a normal return (`MPI_Finalize` while the others wait), or a hang — and `mpirun` must end
+//!   with a failure within 30 s (the collectives' timeout is 3 s here); no rank trains on.
+//! - **checkpoint and restart** (`-n 2` and `-n 3`): rank 0 saves a `TrainingState` every 3
+//!   steps; a run whose rank 1 is killed at step 8 is restarted in fresh processes, every rank
+//!   loading that file, and must end bitwise equal (parameters and Adam's state) to a run that
+//!   was never interrupted.
+//!
 //! Run one configuration by hand:
 //!
 //! ```sh
@@ -22,8 +32,9 @@
 //! OPENBLAS_NUM_THREADS=1 mpirun -n 3 --oversubscribe target/debug/deps/mpi_data_parallel-…
 //! ```
 
-use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
@@ -35,7 +46,7 @@ use two_layer_net::parallel::mpi::topology::{Communicator, SimpleCommunicator};
 use two_layer_net::parallel::{DataParallel, ParallelError, mpi, shard};
 use two_layer_net::{
     Activation, Adam, Error, L2, Loss, Momentum, Mse, Optimizer, Scalar, Sgd, SoftmaxCrossEntropy, Tanh,
-    TwoLayerNet, datasets,
+    TrainingState, TwoLayerNet, datasets,
 };
 
 /// Parameters of data-parallel and single-process training may differ by this much (f64).
@@ -45,6 +56,19 @@ const TOL: f64 = 1e-12;
 /// `mpirun` of another MPI than the one linked starts every process as a world of 1) fails
 /// instead of passing with nothing exchanged.
 const EXPECTED_RANKS: &str = "TWO_LAYER_NET_MPI_TEST_RANKS";
+
+/// Set by the launcher for the other scenarios: `fault:KIND` (a rank dies mid-training) and
+/// `restart:PHASE` (checkpoint and restart); unset, the worker runs the checks of the suite.
+const SCENARIO: &str = "TWO_LAYER_NET_MPI_SCENARIO";
+/// The directory of the restart scenario's files.
+const DIR: &str = "TWO_LAYER_NET_MPI_DIR";
+/// The ways a rank leaves mid-training: SIGKILL, `exit(3)` without `MPI_Finalize`, a panic,
+/// returning normally (`MPI_Finalize` while the others wait in a step), and hanging.
+const FAULTS: [&str; 5] = ["kill", "exit", "panic", "finalize", "hang"];
+/// The collectives' timeout in the fault scenario: the bound on how long the others wait.
+const FAULT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long `mpirun` may take to end after a fault before the test calls it a hang.
+const FAULT_BOUND: Duration = Duration::from_secs(30);
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -121,8 +145,158 @@ fn launcher() -> ExitCode {
             }
         }
     }
+    let launch = Launch { mpirun: &mpirun, exe: &exe, open_mpi };
+    for fault in FAULTS {
+        let name = format!("-n 3, rank 1 leaves at step 5 ({fault})");
+        tally(&name, fault_case(&launch, fault), &mut passed, &mut failed);
+    }
+    for ranks in [2, 3] {
+        let name = format!("-n {ranks}, killed mid-training and restarted from its checkpoint");
+        tally(&name, restart_case(&launch, ranks), &mut passed, &mut failed);
+    }
     println!("mpi: {passed} passed, {failed} failed");
     if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn tally(name: &str, outcome: Result<String, String>, passed: &mut usize, failed: &mut usize) {
+    match outcome {
+        Ok(what) => {
+            *passed += 1;
+            println!("mpi: {name} ... ok: {what}");
+        }
+        Err(why) => {
+            *failed += 1;
+            println!("mpi: {name} ... FAILED: {why}");
+        }
+    }
+}
+
+/// How to start this binary under MPI.
+struct Launch<'a> {
+    mpirun: &'a PathBuf,
+    exe: &'a PathBuf,
+    open_mpi: bool,
+}
+
+impl Launch<'_> {
+    /// `mpirun -n ranks` of this binary in `scenario`, its output into `log`; the exit status
+    /// (or a failure to start) and how long it ran, or `Err` after `limit` (then stopped).
+    fn run(
+        &self,
+        ranks: usize,
+        scenario: &str,
+        dir: &Path,
+        log: &Path,
+        limit: Duration,
+    ) -> Result<(ExitStatus, Duration), String> {
+        let mut cmd = Command::new(self.mpirun);
+        cmd.arg("-n").arg(ranks.to_string());
+        if self.open_mpi {
+            cmd.arg("--oversubscribe");
+        }
+        let out = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        cmd.arg(self.exe).env(EXPECTED_RANKS, ranks.to_string()).env(SCENARIO, scenario).env(DIR, dir);
+        cmd.env("OPENBLAS_NUM_THREADS", "1").stdout(out).stderr(err);
+        if self.open_mpi && is_root() {
+            cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+        }
+        let start = Instant::now();
+        let status = wait_with_timeout(&mut cmd, limit)?;
+        Ok((status, start.elapsed()))
+    }
+}
+
+/// A fresh directory for one scenario's files.
+fn scenario_dir(name: &str) -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("two-layer-net-mpi-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Rank 1 of 3 leaves mid-training as `fault` says: `mpirun` must end, with a failure, within
+/// `FAULT_BOUND`, and where the others' timeout ended it, their message names the rank that
+/// waited and the step.
+fn fault_case(launch: &Launch<'_>, fault: &str) -> Result<String, String> {
+    let dir = scenario_dir(fault)?;
+    let log = dir.join("log");
+    let (status, took) = launch.run(3, &format!("fault:{fault}"), &dir, &log, FAULT_BOUND)?;
+    let out = std::fs::read_to_string(&log).unwrap_or_default();
+    // Each waiting rank says so (their lines may interleave in the shared log).
+    let timed_out = out.matches("no answer from every rank").count();
+    if status.success() {
+        return Err(format!("mpirun succeeded after a rank left ({took:.1?}):\n{out}"));
+    }
+    if out.contains("trained past the fault") {
+        return Err(format!("a rank trained on past the fault:\n{out}"));
+    }
+    if matches!(fault, "finalize" | "hang") && timed_out == 0 {
+        return Err(format!("no rank reported the timeout:\n{out}"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let how = match timed_out {
+        0 => "by mpirun, which saw the rank go".to_string(),
+        n => format!("by the collectives' timeout ({FAULT_TIMEOUT:?}; {n} waiting rank(s) reported it)"),
+    };
+    Ok(format!("mpirun ended in {took:.1?} ({status}), {how}"))
+}
+
+/// Checkpoint and restart at `ranks` ranks: an uninterrupted run; a run whose rank 1 is
+/// killed at step `KILL_AT` (rank 0 checkpoints every `EVERY` steps); a run of fresh processes
+/// that every rank restarts from that checkpoint. The restarted run must end with the
+/// uninterrupted run's parameters and optimizer state, bit for bit.
+fn restart_case(launch: &Launch<'_>, ranks: usize) -> Result<String, String> {
+    let dir = scenario_dir(&format!("restart{ranks}"))?;
+    let limit = Duration::from_secs(120);
+    let mut from = String::new();
+    for phase in ["full", "killed", "resumed"] {
+        if phase == "resumed" {
+            // The step the restart starts from: the killed run's last checkpoint.
+            let state = TrainingState::<f64>::load(dir.join("checkpoint.safetensors"));
+            let state = state.map_err(|e| format!("the killed run's checkpoint: {e}"))?;
+            from = state.loop_state().get("step").cloned().unwrap_or_default();
+        }
+        let log = dir.join(format!("{phase}.log"));
+        let (status, took) = launch.run(ranks, &format!("restart:{phase}"), &dir, &log, limit)?;
+        let out = std::fs::read_to_string(&log).unwrap_or_default();
+        if status.success() != (phase != "killed") {
+            return Err(format!("{phase} run: {status} after {took:.1?}:\n{out}"));
+        }
+    }
+    let load = |name: &str| {
+        let state = TrainingState::<f64>::load(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
+        let mut net = restart_net();
+        state.restore_net("net", &mut net).map_err(|e| format!("{name}: {e}"))?;
+        let mut adam = Adam::new(RESTART_LR);
+        state.restore_optimizer("opt", &mut adam).map_err(|e| format!("{name}: {e}"))?;
+        let step = state.loop_state().get("step").cloned().unwrap_or_default();
+        Ok::<_, String>((net, adam.state(), step))
+    };
+    let (full, full_opt, full_step) = load("full.safetensors")?;
+    let (resumed, resumed_opt, resumed_step) = load("resumed.safetensors")?;
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let opt_bits = |s: &two_layer_net::OptimizerState<f64>| {
+        s.slots
+            .iter()
+            .map(|slot| (slot.step, slot.buffers.iter().map(|b| bits(b)).collect::<Vec<_>>()))
+            .collect::<Vec<_>>()
+    };
+    if full_step != RESTART_STEPS.to_string() || resumed_step != full_step {
+        return Err(format!("steps: uninterrupted {full_step}, restarted {resumed_step}"));
+    }
+    if bits(full.params().as_slice()) != bits(resumed.params().as_slice()) {
+        let diff = max_diff(full.params().as_slice(), resumed.params().as_slice());
+        return Err(format!("restarted from step {from}: parameters differ (max |diff| {diff:e})"));
+    }
+    if opt_bits(&full_opt) != opt_bits(&resumed_opt) {
+        return Err(format!("restarted from step {from}: the optimizer states differ"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(format!(
+        "killed at step {RESTART_KILL_AT}, restarted from the checkpoint of step {from}: after {RESTART_STEPS} steps \
+         parameters and Adam state bitwise equal to the uninterrupted run"
+    ))
 }
 
 /// `$MPIRUN`, else `mpirun` or `mpiexec` from `PATH`.
@@ -148,15 +322,21 @@ fn is_root() -> bool {
 }
 
 /// Runs `cmd` (output inherited); `Err` on a non-zero exit, a failure to start, or a run
-/// longer than `timeout` (a deadlock), after which the launcher is stopped.
+/// longer than `timeout` (a deadlock).
 fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<(), String> {
+    let status = wait_with_timeout(&mut cmd, timeout)?;
+    if status.success() { Ok(()) } else { Err(format!("exited with {status}")) }
+}
+
+/// Starts `cmd` and waits for it: its exit status, or `Err` if it cannot start or runs longer
+/// than `timeout` (a deadlock), after which the launcher is stopped.
+fn wait_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<ExitStatus, String> {
     let mut child = cmd.spawn().map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(format!("exited with {status}")),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
             Ok(None) => {
                 // SIGTERM first: mpirun forwards it to the ranks; SIGKILL would orphan them.
                 let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
@@ -202,6 +382,11 @@ fn worker() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let world = universe.world();
+    match std::env::var(SCENARIO).as_deref() {
+        Ok(s) if s.starts_with("fault:") => return fault(&world, &s["fault:".len()..]),
+        Ok(s) if s.starts_with("restart:") => return restart(&world, &s["restart:".len()..]),
+        _ => {}
+    }
     let (rank, size) = (world.rank(), world.size());
     let mut c = Checks::default();
     if let Ok(expected) = std::env::var(EXPECTED_RANKS) {
@@ -518,4 +703,113 @@ fn shapes_must_agree(world: &SimpleCommunicator, c: &mut Checks) {
     let r = DataParallel::new(net, world.duplicate()).map(|_| ());
     let expected = ParallelError::Layout { min: [2, 4, 3], max: [2, 5, 3] };
     c.check(r.as_ref().err() == Some(&expected), || format!("layout mismatch: {r:?}"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker scenarios: a rank that dies, checkpoint and restart.
+// ---------------------------------------------------------------------------------------------
+
+/// Sends SIGKILL to this process (what the OOM killer or a failing node does).
+fn kill_self() -> ! {
+    let _ = Command::new("kill").arg("-KILL").arg(std::process::id().to_string()).status();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Trains on every rank; rank 1 leaves at step 5 as `fault` says. No rank may get past it.
+fn fault(world: &SimpleCommunicator, fault: &str) -> ExitCode {
+    let rank = world.rank();
+    let (x, labels) = datasets::spiral::<f64, _>(50, 3, &mut StdRng::seed_from_u64(31));
+    let net = TwoLayerNet::<f64>::new(2, 16, 3, &mut StdRng::seed_from_u64(32)).unwrap();
+    let mut dp = DataParallel::new(net, world.duplicate()).unwrap().with_timeout(FAULT_TIMEOUT);
+    let mut opt = Sgd::new(0.1);
+    let mine = dp.local_range(x.nrows());
+    for step in 0..200 {
+        if step == 5 && rank == 1 {
+            match fault {
+                "kill" => kill_self(),
+                "exit" => std::process::exit(3),
+                "panic" => panic!("rank 1 panics at step 5"),
+                "finalize" => return ExitCode::SUCCESS,
+                _ => loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                },
+            }
+        }
+        let r = dp.train_step_with(
+            x.slice(s![mine.clone(), ..]),
+            labels.slice(s![mine.clone()]),
+            &SoftmaxCrossEntropy,
+            &mut opt,
+        );
+        if let Err(e) = r {
+            eprintln!("rank {rank}: step {step} failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    eprintln!("rank {rank}: trained past the fault");
+    ExitCode::FAILURE
+}
+
+/// Steps of the restart scenario's run, the checkpoint interval, and the step at which rank 1
+/// is killed in the `killed` phase.
+const RESTART_STEPS: usize = 12;
+const RESTART_EVERY: usize = 3;
+const RESTART_KILL_AT: usize = 8;
+const RESTART_LR: f64 = 1e-2;
+
+fn restart_net() -> TwoLayerNet<f64> {
+    TwoLayerNet::<f64>::new(2, 16, 3, &mut StdRng::seed_from_u64(42)).unwrap()
+}
+
+/// One phase of checkpoint and restart: `full` (uninterrupted), `killed` (rank 1 killed at
+/// step `RESTART_KILL_AT`), `resumed` (every rank loads rank 0's last checkpoint and goes on).
+/// Rank 0 writes `checkpoint.safetensors` every `RESTART_EVERY` steps and `{phase}.safetensors`
+/// at the end.
+fn restart(world: &SimpleCommunicator, phase: &str) -> ExitCode {
+    let rank = world.rank();
+    let dir = PathBuf::from(std::env::var_os(DIR).expect("the launcher sets the directory"));
+    let (x, labels) = datasets::spiral::<f64, _>(40, 3, &mut StdRng::seed_from_u64(41));
+    let batches = global_batches(x.nrows(), &[30, 24, 17], RESTART_STEPS, 43);
+    let (mut net, mut opt, mut start) = (restart_net(), Adam::new(RESTART_LR), 0);
+    if phase == "resumed" {
+        let state =
+            TrainingState::<f64>::load(dir.join("checkpoint.safetensors")).expect("load the checkpoint");
+        state.restore_net("net", &mut net).expect("restore the net");
+        state.restore_optimizer("opt", &mut opt).expect("restore the optimizer");
+        start = state.loop_state()["step"].parse().expect("the step");
+    }
+    let mut dp = DataParallel::new(net, world.duplicate()).unwrap().with_timeout(Duration::from_secs(30));
+    let save = |dp: &DataParallel<f64, SimpleCommunicator>, opt: &Adam<f64>, step: usize, name: &str| {
+        let mut state = TrainingState::new();
+        state.set_net("net", dp.net()).unwrap();
+        state.set_optimizer("opt", opt).unwrap();
+        state.loop_state_mut().insert("step".into(), step.to_string());
+        state.save(dir.join(name)).expect("save");
+    };
+    for (step, idx) in batches.iter().enumerate().skip(start) {
+        if phase == "killed" && step == RESTART_KILL_AT && rank == 1 {
+            kill_self();
+        }
+        let (xb, lb) = (rows(x.view(), idx), labels.select(Axis(0), idx));
+        let mine = dp.local_range(idx.len());
+        let r = dp.train_step_with(
+            xb.slice(s![mine.clone(), ..]),
+            lb.slice(s![mine]),
+            &SoftmaxCrossEntropy,
+            &mut opt,
+        );
+        if let Err(e) = r {
+            eprintln!("rank {rank}: step {step} failed: {e}");
+            return ExitCode::FAILURE;
+        }
+        if rank == 0 && (step + 1) % RESTART_EVERY == 0 {
+            save(&dp, &opt, step + 1, "checkpoint.safetensors");
+        }
+    }
+    if rank == 0 {
+        save(&dp, &opt, RESTART_STEPS, &format!("{phase}.safetensors"));
+    }
+    ExitCode::SUCCESS
 }
