@@ -6,10 +6,12 @@
 //! a clean save).
 //!
 //! Both kinds of file: a parameter checkpoint (`save`/`load`) and a `TrainingState` (a network
-//! and Adam's state).
+//! and Adam's state). Then write faults: a save cut short by a file-size limit at one size
+//! after another must return an error and leave the old file complete.
 //!
 //! `harness = false`: without arguments this binary is the parent; it re-runs itself as
-//! `crash child KIND DIR` and closes with `crash: N passed, N failed`.
+//! `crash child KIND DIR` or `crash write-fault KIND DIR` and closes with
+//! `crash: N passed, N failed`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -175,11 +177,98 @@ fn case(kind: &str, exe: &Path, rng: &mut StdRng) -> Result<String, String> {
     ))
 }
 
+/// The write-fault child: saves version 2 over the file, under a file-size limit the parent
+/// set; prints `ok` or `refused: {error}`.
+fn write_fault_child(kind: &str, dir: &Path) {
+    match std::panic::catch_unwind(|| try_save(kind, &version(2), &dir.join(FILE))) {
+        Ok(Ok(())) => println!("ok"),
+        Ok(Err(e)) => println!("refused: {e}"),
+        Err(_) => println!("panicked"),
+    }
+}
+
+fn try_save(
+    kind: &str,
+    (net, adam): &(TwoLayerNet<f64>, Adam<f64>),
+    path: &Path,
+) -> Result<(), two_layer_net::CheckpointError> {
+    match kind {
+        "checkpoint" => save(net, path),
+        _ => {
+            let mut state = TrainingState::new();
+            state.set_net("net", net)?;
+            state.set_optimizer("opt", adam)?;
+            state.save(path)
+        }
+    }
+}
+
+/// Write faults: saves over a good file (version 1) in a child whose file-size limit
+/// (`ulimit -f`, SIGXFSZ ignored, so a write past it fails with EFBIG) cuts the write at one
+/// size after another, from nothing to past the whole file. Each save must either succeed
+/// (the limit is above the file) or return an error, and leave the old file complete and no
+/// temporary file; never a panic.
+fn write_faults(kind: &str, exe: &Path) -> Result<String, String> {
+    let dir = std::env::temp_dir().join(format!("two-layer-net-wfault-{kind}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join(FILE);
+    let versions = [version(1), version(2)];
+    save_version(kind, &versions[0], &path);
+    let kib = std::fs::metadata(&path).map_err(|e| e.to_string())?.len().div_ceil(1024);
+    let mut limits: Vec<u64> = (0..).map(|i| (1u64 << i) - 1).take_while(|&l| l < kib).collect();
+    limits.extend((1..=24).map(|i| kib * i / 24).chain([kib - 1, kib, kib + 1]));
+    limits.sort_unstable();
+    limits.dedup();
+    let (mut refused, mut succeeded) = (0, 0);
+    for limit in &limits {
+        save_version(kind, &versions[0], &path);
+        let script = format!("trap '' XFSZ; ulimit -f {limit}; exec \"$0\" write-fault {kind} \"$1\"");
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .arg(exe)
+            .arg(&dir)
+            .output()
+            .map_err(|e| format!("bash: {e}"))?;
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let expected = if said == "ok" {
+            succeeded += 1;
+            1
+        } else if said.starts_with("refused: ") {
+            refused += 1;
+            0
+        } else {
+            return Err(format!("limit {limit} KiB: the child said {said:?} ({})", out.status));
+        };
+        match which(kind, &path, &versions) {
+            Ok(v) if v == expected => {}
+            other => {
+                return Err(format!(
+                    "limit {limit} KiB ({said}): the file holds {other:?}, expected version {expected}"
+                ));
+            }
+        }
+        if !temporaries(&dir).is_empty() {
+            return Err(format!("limit {limit} KiB: a failed save left a temporary file"));
+        }
+    }
+    if refused == 0 || succeeded == 0 {
+        return Err(format!("the limits did not cut the write: {refused} refused, {succeeded} succeeded"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(format!(
+        "{} write faults ({refused} saves refused with an error, {succeeded} under limits above the {kib} KiB file): \
+         the old file complete after every refusal, no temporary file left",
+        limits.len()
+    ))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("child") {
-        child(&args[2], &PathBuf::from(&args[3]));
-        return;
+    match args.get(1).map(String::as_str) {
+        Some("child") => return child(&args[2], &PathBuf::from(&args[3])),
+        Some("write-fault") => return write_fault_child(&args[2], &PathBuf::from(&args[3])),
+        _ => {}
     }
     let exe = std::env::current_exe().expect("the test binary");
     // Other points each run; the seed is printed to replay a run's delays.
@@ -188,14 +277,18 @@ fn main() {
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut passed, mut failed) = (0, 0);
     for kind in ["checkpoint", "training-state"] {
-        match case(kind, &exe, &mut rng) {
-            Ok(what) => {
-                passed += 1;
-                println!("crash {kind} ... ok: {what}");
-            }
-            Err(why) => {
-                failed += 1;
-                println!("crash {kind} ... FAILED: {why}");
+        for (name, outcome) in
+            [("kills", case(kind, &exe, &mut rng)), ("write faults", write_faults(kind, &exe))]
+        {
+            match outcome {
+                Ok(what) => {
+                    passed += 1;
+                    println!("crash {kind} {name} ... ok: {what}");
+                }
+                Err(why) => {
+                    failed += 1;
+                    println!("crash {kind} {name} ... FAILED: {why}");
+                }
             }
         }
     }
