@@ -41,8 +41,8 @@
 //! parameters or optimizer state, and nobody is left waiting in a collective.
 //!
 //! A rank that dies (killed, crashed, exited) or stops calling: every collective waits at most
-//! [`DataParallel::with_timeout`] (10 minutes by default) and then aborts the job with
-//! `MPI_Abort`, so `mpirun` ends instead of hanging (OpenMPI's `mpirun` also ends the job
+//! [`DataParallel::with_timeout`] (10 minutes by default) and then aborts its rank, which
+//! makes `mpirun` end the job instead of hanging (OpenMPI's `mpirun` also ends the job
 //! at once by itself when a rank is killed or exits without `MPI_Finalize`). To survive a
 //! fault, checkpoint and restart: rank 0 saves a [`TrainingState`](crate::TrainingState) (the
 //! network, the optimizer, the loop's position) every so often, and after a restart every rank
@@ -106,8 +106,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
-use mpi::datatype::{Buffer, BufferMut, Equivalence};
-use mpi::request::{Request, Scope};
+use mpi::datatype::Equivalence;
 use mpi::topology::Communicator;
 use ndarray::ArrayView2;
 
@@ -117,6 +116,10 @@ use crate::loss::Loss;
 use crate::net::TwoLayerNet;
 use crate::optim::Optimizer;
 use crate::scalar::Scalar;
+
+mod watchdog;
+
+use watchdog::Watchdog;
 
 /// The rsmpi this module speaks (`mpi::initialize()`, communicators), re-exported so that
 /// versions match.
@@ -176,6 +179,8 @@ pub enum ParallelError {
     /// Every rank's part was fine, but the reduced step failed, alike on every rank: the sum
     /// over the ranks overflowed, or the optimizer refused the update (an [`Error::NonFinite`]).
     Reduced(Error),
+    /// [`DataParallel::new`] could not start the thread that keeps the collectives' timeout.
+    Watchdog(String),
     /// The ranks' networks differ in shape (found by [`DataParallel::new`]): the smallest
     /// and largest `(D, H, K)` over the ranks, dimension by dimension.
     Layout {
@@ -199,6 +204,7 @@ impl fmt::Display for ParallelError {
             ParallelError::Reduced(e) => {
                 write!(f, "data-parallel step failed on every rank after the reduction: {e}")
             }
+            ParallelError::Watchdog(e) => write!(f, "cannot start the watchdog thread: {e}"),
             ParallelError::Layout { min, max } => write!(
                 f,
                 "the ranks' networks differ in shape: (D, H, K) from {min:?} to {max:?} across ranks"
@@ -257,6 +263,8 @@ pub struct DataParallel<F: Scalar + Equivalence, C: Communicator, A: Activation 
     timeout: Duration,
     /// Steps attempted, for the timeout's message.
     steps: u64,
+    /// Ends this rank when a collective outlives `timeout`.
+    watchdog: Watchdog,
 }
 
 impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C, A> {
@@ -278,16 +286,12 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
             send[i] = v as i64;
             send[i + 3] = -(v as i64);
         }
+        let watchdog =
+            Watchdog::start(comm.rank(), comm.size()).map_err(|e| ParallelError::Watchdog(e.to_string()))?;
         let mut recv = [0i64; 6];
-        all_reduce(
-            &comm,
-            &send[..],
-            &mut recv[..],
-            SystemOperation::max(),
-            DEFAULT_TIMEOUT,
-            "new's shape check",
-            0,
-        );
+        watchdog.guard(0, 0, DEFAULT_TIMEOUT, || {
+            comm.all_reduce_into(&send[..], &mut recv[..], SystemOperation::max())
+        });
         let max = [recv[0], recv[1], recv[2]].map(|v| v as usize);
         let min = [-recv[3], -recv[4], -recv[5]].map(|v| v as usize);
         if min != max {
@@ -302,6 +306,7 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
             timings: Timings::default(),
             timeout: DEFAULT_TIMEOUT,
             steps: 0,
+            watchdog,
         };
         dp.broadcast_params();
         Ok(dp)
@@ -310,8 +315,8 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
     /// Copies rank 0's parameters to every rank (one `MPI_Bcast` of the flat buffer), e.g.
     /// after loading a checkpoint on rank 0 only. Collective.
     pub fn broadcast_params(&mut self) {
-        let params = self.net.params_mut().as_slice_mut();
-        broadcast(&self.comm, params, self.timeout, "the broadcast of the parameters");
+        let (root, params) = (self.comm.process_at_rank(0), self.net.params_mut().as_slice_mut());
+        self.watchdog.guard(1, 0, self.timeout, || root.broadcast_into(params));
     }
 
     /// This process's rank, `0..size`.
@@ -367,12 +372,11 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
     /// [`DEFAULT_TIMEOUT`], 10 minutes, PyTorch's `init_process_group` default for NCCL).
     ///
     /// A rank that dies, hangs or stops calling would otherwise leave the others waiting in a
-    /// collective forever, and `mpirun` with them. When the time is up, the waiting rank
-    /// prints which rank it is and which collective (and step) it waited in, and aborts the
-    /// whole job with `MPI_Abort` (exit code [`ABORT_CODE`]): a collective cannot be cancelled
-    /// in MPI, so no rank could go on anyway. Keep it above the longest time one rank may
-    /// spend between two steps (an evaluation, a checkpoint written by rank 0 only). Set it
-    /// alike on every rank.
+    /// collective forever, and `mpirun` with them. When the time is up, a waiting rank prints
+    /// which rank it is and which collective (and step) it waited in, and aborts (SIGABRT);
+    /// `mpirun` then ends the whole job. A watchdog thread, started by [`new`](Self::new),
+    /// keeps the time. Keep the timeout above the longest time one rank may spend between two
+    /// steps (an evaluation, a checkpoint written by rank 0 only). Set it alike on every rank.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -437,9 +441,9 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
         }
         let reduce = Instant::now();
         self.steps += 1;
-        let what = "the step's allreduce";
-        let sum = SystemOperation::sum();
-        all_reduce(&self.comm, &self.send[..], &mut self.recv[..], sum, self.timeout, what, self.steps);
+        let (comm, send, recv) = (&self.comm, &self.send[..], &mut self.recv[..]);
+        self.watchdog
+            .guard(2, self.steps, self.timeout, || comm.all_reduce_into(send, recv, SystemOperation::sum()));
         let update = Instant::now();
         let result = self.apply(local, loss, opt);
         self.timings.steps += 1;
@@ -503,7 +507,8 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
         let p = self.net.params().len();
         let theta0 = &mut self.recv[..p];
         theta0.copy_from_slice(self.net.params().as_slice());
-        broadcast(&self.comm, &mut *theta0, self.timeout, "param_divergence's broadcast");
+        let root = self.comm.process_at_rank(0);
+        self.watchdog.guard(3, 0, self.timeout, || root.broadcast_into(&mut *theta0));
         let mut local = F::zero();
         for (&a, &b) in self.net.params().as_slice().iter().zip(&*theta0) {
             if a == b || (a.is_nan() && b.is_nan()) {
@@ -513,81 +518,10 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
             local = if d.is_nan() { F::infinity() } else { local.max(d) };
         }
         let mut global = F::zero();
-        let what = "param_divergence's allreduce";
-        all_reduce(&self.comm, &local, &mut global, SystemOperation::max(), self.timeout, what, 0);
+        let comm = &self.comm;
+        self.watchdog
+            .guard(3, 0, self.timeout, || comm.all_reduce_into(&local, &mut global, SystemOperation::max()));
         global
-    }
-}
-
-/// The exit code of a job aborted by a collective's timeout ([`DataParallel::with_timeout`]).
-pub const ABORT_CODE: i32 = 75;
-
-/// `MPI_Allreduce` of `send` into `recv` with `op`, as a non-blocking collective waited on
-/// for at most `timeout` (see [`wait_or_abort`]).
-fn all_reduce<C, S, R>(
-    comm: &C,
-    send: &S,
-    recv: &mut R,
-    op: SystemOperation,
-    timeout: Duration,
-    what: &str,
-    step: u64,
-) where
-    C: Communicator,
-    S: Buffer + ?Sized,
-    R: BufferMut + ?Sized,
-{
-    mpi::request::scope(|scope| {
-        let request = comm.immediate_all_reduce_into(scope, send, recv, op);
-        wait_or_abort(comm, request, timeout, what, step);
-    });
-}
-
-/// `MPI_Bcast` of rank 0's `buf`, waited on for at most `timeout`.
-fn broadcast<C: Communicator, B: BufferMut + ?Sized>(comm: &C, buf: &mut B, timeout: Duration, what: &str) {
-    mpi::request::scope(|scope| {
-        let request = comm.process_at_rank(0).immediate_broadcast_into(scope, buf);
-        wait_or_abort(comm, request, timeout, what, 0);
-    });
-}
-
-/// Waits for `request`; after `timeout`, says on stderr which rank waited where and aborts the
-/// job (`MPI_Abort`): its buffers are lent to MPI until it completes, so returning is not an
-/// option, and no other rank would get past the collective either.
-fn wait_or_abort<'a, C, D, Sc>(
-    comm: &C,
-    mut request: Request<'a, D, Sc>,
-    timeout: Duration,
-    what: &str,
-    step: u64,
-) where
-    C: Communicator,
-    D: ?Sized,
-    Sc: Scope<'a>,
-{
-    let start = Instant::now();
-    loop {
-        request = match request.test() {
-            Ok(_) => return,
-            Err(pending) => pending,
-        };
-        let waited = start.elapsed();
-        if waited >= timeout {
-            let at = if step > 0 { format!(" of step {step}") } else { String::new() };
-            eprintln!(
-                "two-layer-net: rank {} of {}: no answer from every rank in {what}{at} within {timeout:?}: \
-                 a rank died, hung or stopped calling; aborting the job (MPI_Abort, exit code {ABORT_CODE})",
-                comm.rank(),
-                comm.size()
-            );
-            comm.abort(ABORT_CODE);
-        }
-        // Spin while an answer is imminent (a step's allreduce), then leave the core to others.
-        if waited < Duration::from_millis(1) {
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
     }
 }
 
