@@ -4,7 +4,9 @@
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
-    if std::env::var_os("CARGO_FEATURE_OPENBLAS_SYSTEM").is_none() {
+    println!("cargo:rerun-if-env-changed=DOCS_RS");
+    // docs.rs builds documentation only (nothing is linked) on a machine without OpenBLAS.
+    if std::env::var_os("CARGO_FEATURE_OPENBLAS_SYSTEM").is_none() || std::env::var_os("DOCS_RS").is_some() {
         return;
     }
     if let Err(e) = pkg_config::Config::new().cargo_metadata(false).probe("openblas") {

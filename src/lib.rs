@@ -22,8 +22,8 @@
 //! # Example
 //!
 //! ```
-//! use ndarray::{array, Array2};
-//! use rand::{SeedableRng, rngs::StdRng};
+//! use two_layer_net::ndarray::{array, Array2};
+//! use two_layer_net::rand::{SeedableRng, rngs::StdRng};
 //! use two_layer_net::{Loss, Mse, TwoLayerNet};
 //!
 //! let mut rng = StdRng::seed_from_u64(42);
@@ -77,6 +77,8 @@
 //! `&self` methods only read, and every `&mut self` method works on buffers the network owns.
 
 #![warn(missing_docs)]
+// docs.rs (`--cfg docsrs`, nightly): each feature-gated item is shown with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "openblas-system")]
 extern crate blas_src;
@@ -136,6 +138,9 @@ pub mod fuzzing {
 pub use ndarray;
 /// The rand this crate's constructors take generators from, re-exported so that versions match.
 pub use rand;
+/// The rand_distr this crate draws its initial weights with (`Normal`, `StandardNormal` …),
+/// re-exported so that versions match `rand`.
+pub use rand_distr;
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]
