@@ -1,4 +1,5 @@
-//! The BLAS boundary, and the only `unsafe` in the crate.
+//! The BLAS boundary, and the only `unsafe` in the crate (the crate root denies it elsewhere).
+//! It depends on nothing of the crate's but the error type.
 //!
 //! [`gemm`] computes `C ← α·A·B + β·C` over ndarray views with one call to `cblas_sgemm` or
 //! `cblas_dgemm`, at every size. Each view is handed to BLAS as it lies in memory: a view whose
@@ -8,13 +9,14 @@
 //! BLAS reads `h1` with `CblasTrans`. Only a view that BLAS cannot address at all (negative,
 //! zero or overlapping strides, or neither axis contiguous) is copied first.
 
+#![allow(unsafe_code)]
+
 use std::ffi::c_int;
 
 use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, CowArray, Ix2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, CowArray, Ix2, LinalgScalar};
 
 use crate::error::{Error, Result, Shape, check_shape};
-use crate::scalar::Scalar;
 
 /// Which axis of a matrix is contiguous in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +59,7 @@ fn addressing(rows: usize, cols: usize, strides: &[isize], prefer: Order) -> Opt
 
 /// A row-major copy of `v`, for a view BLAS cannot address; [`Error::TooLarge`] instead of an
 /// abort when it does not fit in memory (a broadcast view can stand for far more than it holds).
-fn dense_copy<F: Scalar>(operand: &'static str, v: ArrayView2<'_, F>) -> Result<Array2<F>> {
+fn dense_copy<F: Gemm>(operand: &'static str, v: ArrayView2<'_, F>) -> Result<Array2<F>> {
     let too_large = || Error::TooLarge { operand, actual: shape(&v) };
     let mut data = Vec::new();
     data.try_reserve_exact(v.len()).map_err(|_| too_large())?;
@@ -67,7 +69,7 @@ fn dense_copy<F: Scalar>(operand: &'static str, v: ArrayView2<'_, F>) -> Result<
 
 /// `v` and how BLAS reads it with C in `order`: the view itself, or a dense copy of it when
 /// BLAS cannot address it.
-fn readable<'a, F: Scalar>(
+fn readable<'a, F: Gemm>(
     operand: &'static str,
     v: ArrayView2<'a, F>,
     order: Order,
@@ -98,7 +100,7 @@ fn to_c_int(operand: &'static str, actual: Shape) -> Result<[c_int; 2]> {
 /// Shapes: `a` is m×k, `b` is k×n, `c` is m×n; any strides. With `beta == 0` the old contents
 /// of `c` are not read (NaN in `c` does not propagate). Errors: [`Error::ShapeMismatch`] when the
 /// inner or outer dimensions disagree, [`Error::TooLarge`] when a dimension exceeds `c_int`.
-pub fn gemm<F: Scalar>(
+pub fn gemm<F: Gemm>(
     alpha: F,
     a: ArrayView2<'_, F>,
     b: ArrayView2<'_, F>,
@@ -197,9 +199,9 @@ type CblasGemm<F> = unsafe extern "C" fn(
     c_int,
 );
 
-/// The element types with a CBLAS `?gemm`. Sealed: it is public only inside this private
-/// module, so [`crate::Scalar`] cannot be implemented outside the crate.
-pub trait Gemm: Copy {
+/// The element types with a CBLAS `?gemm`: `f32` and `f64`. Public only inside this private
+/// module, so no other crate can implement it.
+pub trait Gemm: LinalgScalar + PartialEq {
     /// `cblas_sgemm` or `cblas_dgemm`. Calling it is sound only with pointers, dimensions
     /// and leading dimensions that describe matrices in live memory, `c` overlapping neither
     /// `a` nor `b`: what [`gemm`] checks.

@@ -77,6 +77,10 @@
 //! `&self` methods only read, and every `&mut self` method works on buffers the network owns.
 
 #![warn(missing_docs)]
+// All `unsafe` is the CBLAS and OpenBLAS calls in `blas.rs`, which allows it, each block with
+// a `// SAFETY:` comment.
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 // docs.rs (`--cfg docsrs`, nightly): each feature-gated item is shown with the feature it needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -93,6 +97,7 @@ mod durable;
 mod error;
 mod gradcheck;
 mod init;
+mod kernels;
 pub mod load;
 mod loss;
 mod net;

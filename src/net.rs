@@ -17,11 +17,13 @@ use crate::activation::{Activation, Relu};
 use crate::blas::gemm;
 use crate::error::{Error, Result, check_shape};
 use crate::init::Init;
+use crate::kernels::{MaxAbs, bias_backward, bias_forward, column_sums};
 use crate::loss::{Loss, l2_backward, l2_penalty};
 use crate::optim::{Decay, Optimizer, Sgd, Slot};
-use crate::params::{Gradients, Params, mat, mat_mut};
-use crate::scalar::{MaxAbs, Scalar};
+use crate::params::{Gradients, Params};
+use crate::scalar::Scalar;
 use crate::workspace::Workspace;
+use crate::workspace::{mat, mat_mut};
 
 mod fused;
 mod predict;
@@ -498,64 +500,6 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// of the data loss are complete: summed over processes, say).
     pub(crate) fn add_penalty_gradient<L: Loss<F>>(&mut self, loss: &L) {
         l2_backward(loss.l2(), &self.params, &mut self.grads);
-    }
-}
-
-/// `out[i, :] = b` for every row of the row-major `out` (N×len(b)): the first row, then
-/// doubling copies of what is filled, so log₂ N `memcpy` calls rather than one per (short) row.
-fn bias_forward<F: Scalar>(out: &mut [F], b: &[F]) {
-    let Some(first) = out.get_mut(..b.len()) else { return };
-    first.copy_from_slice(b);
-    let mut filled = b.len();
-    while filled < out.len() {
-        let more = filled.min(out.len() - filled);
-        out.copy_within(..more, filled);
-        filled += more;
-    }
-}
-
-/// `db = Σ_rows dout`, for the N×len(db) upstream gradient `dout` of any layout.
-fn bias_backward<F: Scalar>(dout: ArrayView2<'_, F>, db: &mut [F]) {
-    match dout.as_slice() {
-        Some(s) => column_sums(db, s.len(), |acc| {
-            for block in s.chunks(acc.len()) {
-                for (a, &v) in acc.iter_mut().zip(block) {
-                    *a += v;
-                }
-            }
-        }),
-        None => {
-            db.fill(F::zero());
-            for row in dout.rows() {
-                for (a, &v) in db.iter_mut().zip(row) {
-                    *a += v;
-                }
-            }
-        }
-    }
-}
-
-/// Accumulators per column sum: a narrow matrix is summed in blocks of whole rows at least
-/// this long, so that its few columns do not each wait on one add chain.
-const LANES: usize = 64;
-
-/// `out = Σ_rows` of a row-major buffer of `len` scalars with `out.len()` columns, where
-/// `add(acc)` adds the buffer into `acc` block by block (`for block in buf.chunks(acc.len())`,
-/// elementwise). `acc` holds whole rows, `LANES` or more scalars unless the buffer is shorter,
-/// so one pass sums any width at full speed.
-fn column_sums<F: Scalar>(out: &mut [F], len: usize, add: impl FnOnce(&mut [F])) {
-    let width = out.len();
-    out.fill(F::zero());
-    if width >= LANES {
-        return add(out);
-    }
-    let mut lanes = [F::zero(); LANES];
-    let acc = &mut lanes[..(LANES / width * width).min(len)];
-    add(acc);
-    for row in acc.chunks_exact(width) {
-        for (o, &a) in out.iter_mut().zip(row) {
-            *o += a;
-        }
     }
 }
 

@@ -8,6 +8,7 @@ use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
 use crate::error::{Error, Result};
 use crate::scalar::Scalar;
+use crate::workspace::{mat, mat_mut};
 
 /// `W1` (D×H), `b1` (H), `W2` (H×K) and `b2` (K), stored in that order, each row-major, in one
 /// `Vec` of `D·H + H + H·K + K` scalars.
@@ -48,16 +49,6 @@ pub struct ParamsView<'a, F> {
     pub w2: ArrayView2<'a, F>,
     /// `b2`, K.
     pub b2: ArrayView1<'a, F>,
-}
-
-/// A `rows × cols` row-major view of `s`, whose length is `rows·cols` by construction.
-pub(crate) fn mat<F>(s: &[F], rows: usize, cols: usize) -> ArrayView2<'_, F> {
-    ArrayView2::from_shape((rows, cols), s).expect("buffer length is rows·cols by construction")
-}
-
-/// A `rows × cols` row-major mutable view of `s`, whose length is `rows·cols` by construction.
-pub(crate) fn mat_mut<F>(s: &mut [F], rows: usize, cols: usize) -> ArrayViewMut2<'_, F> {
-    ArrayViewMut2::from_shape((rows, cols), s).expect("buffer length is rows·cols by construction")
 }
 
 impl<F: Scalar> Params<F> {

@@ -9,10 +9,18 @@ use num_traits::Float;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+/// Implemented for `f32` and `f64` only, so that no other crate can implement [`Scalar`].
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
 /// A floating-point type with a CBLAS `?gemm`: implemented for `f32` (`cblas_sgemm`) and `f64`
 /// (`cblas_dgemm`) only. The trait is sealed.
 pub trait Scalar:
-    Float
+    sealed::Sealed
+    + Float
     + LinalgScalar
     + ScalarOperand
     + AddAssign
@@ -68,49 +76,4 @@ impl Scalar for f64 {
     fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> Self {
         StandardNormal.sample(rng)
     }
-}
-
-/// A running `max |v|` over one or more slices of values already known to be finite (a NaN
-/// may or may not be skipped), kept in 16 independent maxima so that it vectorizes: each
-/// `if a > m { a } else { m }` is one `maxps`, where `Float::max`'s NaN rule costs three more
-/// instructions. Adding a buffer block by block costs no more than one pass over it.
-pub(crate) struct MaxAbs<F>([F; 16]);
-
-impl<F: Scalar> MaxAbs<F> {
-    pub(crate) fn new() -> Self {
-        MaxAbs([F::zero(); 16])
-    }
-
-    /// Takes every `|v|` of `s` into the maxima.
-    pub(crate) fn add(&mut self, s: &[F]) {
-        let greater = |m: F, v: F| {
-            let a = v.abs();
-            if a > m { a } else { m }
-        };
-        // A local copy stays in registers through the loop.
-        let mut lanes = self.0;
-        let blocks = s.chunks_exact(16);
-        let rest = blocks.remainder();
-        for block in blocks {
-            for (m, &v) in lanes.iter_mut().zip(block) {
-                *m = greater(*m, v);
-            }
-        }
-        for (m, &v) in lanes.iter_mut().zip(rest) {
-            *m = greater(*m, v);
-        }
-        self.0 = lanes;
-    }
-
-    /// `max |v|` over everything added (0 if nothing was).
-    pub(crate) fn get(&self) -> F {
-        self.0.iter().fold(F::zero(), |m, &v| if v > m { v } else { m })
-    }
-}
-
-/// `max |v|` over `s` (0 when empty): one [`MaxAbs`] pass.
-pub(crate) fn max_abs<F: Scalar>(s: &[F]) -> F {
-    let mut m = MaxAbs::new();
-    m.add(s);
-    m.get()
 }

@@ -1,9 +1,8 @@
 //! The per-batch buffers of a training step, grown once to the largest batch seen and reused.
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::error::{Error, Result};
-use crate::params::mat;
 use crate::scalar::Scalar;
 
 /// `Y1`, `H1` (N×H), `ŷ`, `dŷ` (N×K) and `dY1` (N×H, holding `dH1` until the activation's
@@ -146,4 +145,14 @@ impl<F: Scalar> Scratch<F> {
             dyhat: &mut self.dyhat[..if dyhat { nk } else { 0 }],
         })
     }
+}
+
+/// A `rows × cols` row-major view of `s`, whose length is `rows·cols` by construction.
+pub(crate) fn mat<F>(s: &[F], rows: usize, cols: usize) -> ArrayView2<'_, F> {
+    ArrayView2::from_shape((rows, cols), s).expect("buffer length is rows·cols by construction")
+}
+
+/// A `rows × cols` row-major mutable view of `s`, whose length is `rows·cols` by construction.
+pub(crate) fn mat_mut<F>(s: &mut [F], rows: usize, cols: usize) -> ArrayViewMut2<'_, F> {
+    ArrayViewMut2::from_shape((rows, cols), s).expect("buffer length is rows·cols by construction")
 }

@@ -3,14 +3,16 @@
 
 use ndarray::ArrayView2;
 
-use super::{TwoLayerNet, activation_backward, bias_backward};
+use super::{TwoLayerNet, activation_backward};
 use crate::activation::Activation;
 use crate::blas::gemm;
 use crate::error::{Error, Result};
+use crate::kernels::{MaxAbs, bias_backward, max_abs};
 use crate::loss::Loss;
 use crate::optim::{Optimizer, Sgd, Slot};
-use crate::params::{Params, mat, mat_mut};
-use crate::scalar::{MaxAbs, Scalar, max_abs};
+use crate::params::Params;
+use crate::scalar::Scalar;
+use crate::workspace::{mat, mat_mut};
 
 impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// One training step with plain SGD at learning rate `lr`, backward and update fused:

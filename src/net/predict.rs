@@ -8,9 +8,9 @@ use super::{TwoLayerNet, forward_pass};
 use crate::activation::Activation;
 use crate::error::{Result, check_shape};
 use crate::loss::Loss;
-use crate::params::{mat, mat_mut};
 use crate::scalar::Scalar;
 use crate::workspace::Scratch;
+use crate::workspace::{mat, mat_mut};
 
 impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// `ŷ = f(X·W1 + b1)·W2 + b2` for the N×D batch `x` into `scratch`, through `&self`:

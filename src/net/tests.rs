@@ -64,7 +64,7 @@ fn the_carried_weight_bound_is_an_upper_bound() {
 #[test]
 fn the_fused_update_bound_covers_the_worst_case() {
     use crate::blas::gemm;
-    use crate::params::{mat, mat_mut};
+    use crate::workspace::{mat, mat_mut};
     for n in [1usize, 7, 1000, 100_000] {
         let (lr, reg, w, a) = (1.0f32, 2e-3f32, 1e3f32, 1e18f32);
         // b such that |lr|·n·a·b = 0.49·MAX.
