@@ -1,25 +1,24 @@
-//! Plots the side-by-side step benchmark of `../shared/peers/run.sh`: samples per second
-//! (N / median step time) against the batch size N, log-log, one panel per shape family
-//! (D=3,H=4,K=2; D=784,H=256,K=10; D=1024,H=4096,K=1024; any other family in the file gets a
-//! panel too), for `project` (labelled "two-layer-net"), `numpy`, `torch-manual` and
-//! `torch-autograd`, with `gemm-bound` as a dashed reference ("5 GEMMs (floor)").
+//! Draws the README's performance plot (`docs/peers.svg`) from the side-by-side step benchmark
+//! of `../shared/peers/run.sh`: samples per second (N / median step time) against the batch
+//! size N, log-log, one panel per shape family (D=3,H=4,K=2; D=784,H=256,K=10;
+//! D=1024,H=4096,K=1024; any other family in the file gets a panel too), for `project`
+//! (labelled "two-layer-net"), `numpy`, `torch-manual` and `torch-autograd`, with `gemm-bound`
+//! as a dashed reference ("5 GEMMs (floor)").
 //!
-//! The input is the raw JSON lines of `run.sh --json FILE`: one flat object per run, e.g.
-//! `{"impl":"project","dtype":"f32","N":64,"D":3,"H":4,"K":2,"threads":2,...,"ns_per_step_median":2431.0,...}`.
-//! As in run.sh's own table, the step time of an (impl, dtype:NxDxHxK) cell is the median over
-//! rounds (the mean of the middle two for an even count) of each run's `ns_per_step_median`.
-//! Lines that do not parse as such an object are skipped (and counted on stderr); a file
-//! without any usable line is an error.
+//! The input is the raw JSON lines of `run.sh --json FILE`: one object per run, e.g.
+//! `{"impl":"project","dtype":"f32","N":64,"D":3,"H":4,"K":2,"threads":2,...,"ns_per_step_median":2431.0,...}`
+//! (other fields are ignored). As in run.sh's own table, the step time of an
+//! (impl, dtype:NxDxHxK) cell is the median over rounds (the mean of the middle two for an
+//! even count) of each run's `ns_per_step_median`. Lines that do not parse as such an object
+//! are skipped (and counted on stderr); a file without any usable line is an error.
 //!
 //! Within a panel the points of the family's majority dtype are filled and points of another
 //! dtype are hollow (with the default shapes, the f64 point at N=2 of the D=3,H=4,K=2 family);
-//! the panel title says which. Also prints a table to stdout: per shape, the µs per step and
-//! the samples per second of every implementation in the file, and project / gemm-bound.
+//! the panel title says which.
 //!
 //! ```sh
-//! bash ../shared/peers/run.sh --project . --rounds 3 --json target/peers.jsonl   # long: owns the CPU
-//! cargo run --release --example plot_peers -- target/peers.jsonl target/peers.svg
-//! rsvg-convert target/peers.svg -o target/peers.png                             # optional
+//! bash ../shared/peers/run.sh --setup-python --project . --rounds 3 --json docs/peers.jsonl  # long: owns the CPU
+//! cargo run --release --manifest-path tools/plot_peers/Cargo.toml -- docs/peers.jsonl docs/peers.svg
 //! ```
 
 use std::collections::{BTreeSet, HashMap};
@@ -33,6 +32,7 @@ use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde::Deserialize;
 
 /// The reference implementation: only the step's five GEMMs.
 const FLOOR_IMPL: &str = "gemm-bound";
@@ -101,7 +101,8 @@ const SERIES: [Style; 4] = [
     },
 ];
 
-const USAGE: &str = "usage: cargo run --release --example plot_peers -- INPUT.jsonl OUTPUT.svg\n\
+const USAGE: &str = "usage: plot_peers INPUT.jsonl OUTPUT.svg\n\
+    (from the repository root: cargo run --release --manifest-path tools/plot_peers/Cargo.toml -- INPUT.jsonl OUTPUT.svg)\n\
     \n\
     INPUT.jsonl: the raw JSON lines of `bash ../shared/peers/run.sh --project . --rounds 3 --json INPUT.jsonl`\n\
     OUTPUT.svg:  the plot (samples / s against batch size N, log-log, one panel per D,H,K)";
@@ -127,13 +128,7 @@ fn main() -> ExitCode {
 
 fn run(input: &Path, output: &Path) -> Result<(), Box<dyn Error>> {
     let results = load(input)?;
-    // The plot first, so that a closed stdout (`| head`) cannot lose it.
     let panels = panels(&results);
-    if !panels.is_empty() {
-        plot(&results, &panels, input, output)
-            .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
-    }
-    print_tables(&results, input);
     if panels.is_empty() {
         let plotted: Vec<&str> = SERIES.iter().map(|s| s.imp).chain([FLOOR_IMPL]).collect();
         return Err(format!(
@@ -144,11 +139,47 @@ fn run(input: &Path, output: &Path) -> Result<(), Box<dyn Error>> {
         )
         .into());
     }
+    plot(&results, &panels, input, output).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
     println!("wrote {}", output.display());
     Ok(())
 }
 
 // ---- input --------------------------------------------------------------------------------
+
+/// One line of `run.sh --json FILE`, the fields the plot uses.
+#[derive(Deserialize)]
+struct Row {
+    #[serde(rename = "impl")]
+    imp: String,
+    dtype: String,
+    #[serde(rename = "N")]
+    n: u64,
+    #[serde(rename = "D")]
+    d: u64,
+    #[serde(rename = "H")]
+    h: u64,
+    #[serde(rename = "K")]
+    k: u64,
+    #[serde(default)]
+    threads: Option<u64>,
+    ns_per_step_median: f64,
+}
+
+impl Row {
+    fn parse(line: &str) -> Result<Row, String> {
+        let row: Row = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        if row.imp.is_empty() || row.dtype.is_empty() {
+            return Err("empty \"impl\" or \"dtype\"".into());
+        }
+        if row.n == 0 || row.d == 0 || row.h == 0 || row.k == 0 {
+            return Err("N, D, H and K must be ≥ 1".into());
+        }
+        if row.ns_per_step_median <= 0.0 {
+            return Err(format!("\"ns_per_step_median\" is {}, not positive", row.ns_per_step_median));
+        }
+        Ok(row)
+    }
+}
 
 /// A run's shape, as run.sh's table keys it (`dtype:NxDxHxK`).
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -170,14 +201,6 @@ impl Shape {
     }
 }
 
-/// One usable JSON line.
-struct Row {
-    imp: String,
-    shape: Shape,
-    threads: Option<u64>,
-    ns: f64,
-}
-
 /// All usable lines, grouped by (shape, impl).
 struct Results {
     /// Shapes and implementations in the order of their first line (run.sh's order).
@@ -186,7 +209,6 @@ struct Results {
     /// `ns_per_step_median` of every round.
     times: HashMap<(Shape, String), Vec<f64>>,
     threads: BTreeSet<u64>,
-    rows: usize,
 }
 
 impl Results {
@@ -216,15 +238,9 @@ impl Results {
 
 /// Reads the JSON lines of `path`, skipping (and reporting on stderr) those that are unusable.
 fn load(path: &Path) -> Result<Results, Box<dyn Error>> {
-    let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let mut results = Results {
-        shapes: Vec::new(),
-        impls: Vec::new(),
-        times: HashMap::new(),
-        threads: BTreeSet::new(),
-        rows: 0,
-    };
+    let text = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut results =
+        Results { shapes: Vec::new(), impls: Vec::new(), times: HashMap::new(), threads: BTreeSet::new() };
     let mut skipped: Vec<String> = Vec::new();
     let mut lines = 0;
     for (i, line) in text.lines().enumerate() {
@@ -233,24 +249,24 @@ fn load(path: &Path) -> Result<Results, Box<dyn Error>> {
             continue;
         }
         lines += 1;
-        let row = match parse_flat_object(line).and_then(|fields| row_from_fields(&fields)) {
+        let row = match Row::parse(line) {
             Ok(row) => row,
             Err(e) => {
                 skipped.push(format!("line {}: {e}", i + 1));
                 continue;
             }
         };
-        if !results.shapes.contains(&row.shape) {
-            results.shapes.push(row.shape.clone());
+        let shape = Shape { dtype: row.dtype, n: row.n, d: row.d, h: row.h, k: row.k };
+        if !results.shapes.contains(&shape) {
+            results.shapes.push(shape.clone());
         }
         if !results.impls.contains(&row.imp) {
             results.impls.push(row.imp.clone());
         }
         results.threads.extend(row.threads);
-        results.times.entry((row.shape, row.imp)).or_default().push(row.ns);
-        results.rows += 1;
+        results.times.entry((shape, row.imp)).or_default().push(row.ns_per_step_median);
     }
-    if results.rows == 0 {
+    if results.times.is_empty() {
         let why = match skipped.first() {
             None => "it has no non-empty lines".to_string(),
             Some(first) => format!("all {lines} non-empty lines were skipped; first: {first}"),
@@ -281,255 +297,6 @@ fn load(path: &Path) -> Result<Results, Box<dyn Error>> {
     Ok(results)
 }
 
-/// A value of the flat JSON format.
-#[derive(Debug, PartialEq)]
-enum Value {
-    Str(String),
-    Num(f64),
-    /// `true`, `false` or `null`: accepted, never used.
-    Literal,
-}
-
-/// Parses one line holding a flat JSON object (string, number and literal values; no nested
-/// objects or arrays). A repeated key keeps its last value.
-fn parse_flat_object(line: &str) -> Result<HashMap<String, Value>, String> {
-    let mut p = Parser { src: line, i: 0 };
-    let mut fields = HashMap::new();
-    p.ws();
-    p.expect(b'{')?;
-    p.ws();
-    if !p.eat(b'}') {
-        loop {
-            p.ws();
-            let key = p.string()?;
-            p.ws();
-            p.expect(b':')?;
-            p.ws();
-            let value = p.value()?;
-            fields.insert(key, value);
-            p.ws();
-            if p.eat(b',') {
-                continue;
-            }
-            p.expect(b'}')?;
-            break;
-        }
-    }
-    p.ws();
-    if p.i < line.len() {
-        return Err(p.error("trailing characters after the object"));
-    }
-    Ok(fields)
-}
-
-/// A cursor over one line. `i` is a byte offset that only ever stops at ASCII bytes (or the
-/// end), so slicing `src` at it is always on a char boundary.
-struct Parser<'a> {
-    src: &'a str,
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.src.as_bytes().get(self.i).copied()
-    }
-
-    fn error(&self, what: &str) -> String {
-        format!("{what} at column {}", self.i + 1)
-    }
-
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, c: u8) -> bool {
-        let hit = self.peek() == Some(c);
-        if hit {
-            self.i += 1;
-        }
-        hit
-    }
-
-    fn expect(&mut self, c: u8) -> Result<(), String> {
-        if self.eat(c) { Ok(()) } else { Err(self.error(&format!("expected '{}'", c as char))) }
-    }
-
-    fn value(&mut self) -> Result<Value, String> {
-        match self.peek() {
-            Some(b'"') => self.string().map(Value::Str),
-            Some(b'-' | b'0'..=b'9') => self.number().map(Value::Num),
-            Some(b't' | b'f' | b'n') => {
-                for word in ["true", "false", "null"] {
-                    if self.src[self.i..].starts_with(word) {
-                        self.i += word.len();
-                        return Ok(Value::Literal);
-                    }
-                }
-                Err(self.error("unknown literal"))
-            }
-            Some(b'{' | b'[') => Err(self.error("nested objects and arrays are not supported")),
-            _ => Err(self.error("expected a value")),
-        }
-    }
-
-    /// A number by JSON's grammar (so no `inf`, `NaN`, `+1`, `.5` or `1.`).
-    fn number(&mut self) -> Result<f64, String> {
-        let start = self.i;
-        let digits = |p: &mut Self| {
-            let from = p.i;
-            while matches!(p.peek(), Some(b'0'..=b'9')) {
-                p.i += 1;
-            }
-            p.i > from
-        };
-        self.eat(b'-');
-        if !self.eat(b'0') && !digits(self) {
-            return Err(self.error("expected a digit"));
-        }
-        if self.eat(b'.') && !digits(self) {
-            return Err(self.error("expected a digit after '.'"));
-        }
-        if self.eat(b'e') || self.eat(b'E') {
-            let _ = self.eat(b'+') || self.eat(b'-');
-            if !digits(self) {
-                return Err(self.error("expected a digit in the exponent"));
-            }
-        }
-        self.src[start..self.i].parse().map_err(|_| self.error("bad number"))
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        self.expect(b'"')?;
-        let mut out = String::new();
-        loop {
-            let start = self.i;
-            while matches!(self.peek(), Some(c) if c != b'"' && c != b'\\' && c >= 0x20) {
-                self.i += 1;
-            }
-            out.push_str(&self.src[start..self.i]);
-            match self.peek() {
-                Some(b'"') => {
-                    self.i += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => {
-                    self.i += 1;
-                    let c = match self.peek() {
-                        Some(b'"') => '"',
-                        Some(b'\\') => '\\',
-                        Some(b'/') => '/',
-                        Some(b'b') => '\u{8}',
-                        Some(b'f') => '\u{c}',
-                        Some(b'n') => '\n',
-                        Some(b'r') => '\r',
-                        Some(b't') => '\t',
-                        Some(b'u') => {
-                            self.i += 1;
-                            out.push(self.unicode_escape()?);
-                            continue;
-                        }
-                        _ => return Err(self.error("bad escape")),
-                    };
-                    self.i += 1;
-                    out.push(c);
-                }
-                Some(_) => return Err(self.error("control character in a string")),
-                None => return Err(self.error("unterminated string")),
-            }
-        }
-    }
-
-    /// The `XXXX` of `\uXXXX` (the cursor is past the `u`), with a following `\uXXXX` for a
-    /// surrogate pair.
-    fn unicode_escape(&mut self) -> Result<char, String> {
-        let hi = self.hex4()?;
-        let code = if (0xD800..0xDC00).contains(&hi) {
-            if !(self.eat(b'\\') && self.eat(b'u')) {
-                return Err(self.error("unpaired surrogate"));
-            }
-            let lo = self.hex4()?;
-            if !(0xDC00..0xE000).contains(&lo) {
-                return Err(self.error("unpaired surrogate"));
-            }
-            0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-        } else {
-            hi
-        };
-        char::from_u32(code).ok_or_else(|| self.error("bad \\u escape"))
-    }
-
-    fn hex4(&mut self) -> Result<u32, String> {
-        let digits = self.src.get(self.i..self.i + 4).filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()));
-        let v = digits
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-            .ok_or_else(|| self.error("bad \\u escape"))?;
-        self.i += 4;
-        Ok(v)
-    }
-}
-
-fn field_str(fields: &HashMap<String, Value>, key: &str) -> Result<String, String> {
-    match fields.get(key) {
-        Some(Value::Str(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        Some(_) => Err(format!("\"{key}\" is not a non-empty string")),
-        None => Err(format!("missing \"{key}\"")),
-    }
-}
-
-/// A finite number (a numeric string is accepted too).
-fn field_num(fields: &HashMap<String, Value>, key: &str) -> Result<f64, String> {
-    let v = match fields.get(key) {
-        Some(Value::Num(x)) => Some(*x),
-        Some(Value::Str(s)) => s.trim().parse::<f64>().ok(),
-        Some(Value::Literal) => None,
-        None => return Err(format!("missing \"{key}\"")),
-    };
-    v.filter(|x| x.is_finite()).ok_or_else(|| format!("\"{key}\" is not a finite number"))
-}
-
-/// A whole number ≥ 1.
-fn field_count(fields: &HashMap<String, Value>, key: &str) -> Result<u64, String> {
-    let x = field_num(fields, key)?;
-    if x >= 1.0 && x.fract() == 0.0 && x <= 9.0e15 {
-        Ok(x as u64)
-    } else {
-        Err(format!("\"{key}\" is {x}, not a whole number ≥ 1"))
-    }
-}
-
-fn row_from_fields(fields: &HashMap<String, Value>) -> Result<Row, String> {
-    let ns = field_num(fields, "ns_per_step_median")?;
-    if ns <= 0.0 {
-        return Err(format!("\"ns_per_step_median\" is {ns}, not positive"));
-    }
-    Ok(Row {
-        imp: field_str(fields, "impl")?,
-        shape: Shape {
-            dtype: field_str(fields, "dtype")?,
-            n: field_count(fields, "N")?,
-            d: field_count(fields, "D")?,
-            h: field_count(fields, "H")?,
-            k: field_count(fields, "K")?,
-        },
-        threads: field_count(fields, "threads").ok(),
-        ns,
-    })
-}
-
-// ---- table ----------------------------------------------------------------------------------
-
-/// µs per step with three or four significant digits.
-fn fmt_us(ns: f64) -> String {
-    let us = ns / 1000.0;
-    match us {
-        _ if us < 10.0 => format!("{us:.2}"),
-        _ if us < 100.0 => format!("{us:.1}"),
-        _ => format!("{us:.0}"),
-    }
-}
-
 /// `v` with three significant digits and an SI suffix: 950, 1.2k, 34.5M.
 fn si(v: f64) -> String {
     if !(v.is_finite() && v > 0.0) {
@@ -550,48 +317,6 @@ fn si(v: f64) -> String {
         s = s.trim_end_matches('0').trim_end_matches('.').to_string();
     }
     s + suffix
-}
-
-/// Prints µs per step and samples / s of every (shape, impl) in the file, shapes and impls in
-/// the file's order, plus project / gemm-bound.
-fn print_tables(r: &Results, input: &Path) {
-    let (lo, hi) = r.rounds();
-    let rounds = if lo == hi { format!("{hi}") } else { format!("{lo}–{hi}") };
-    let threads = r.threads.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
-    println!(
-        "{}: {} rows; median over rounds ({rounds} per cell) of ns_per_step_median; threads {}",
-        input.display(),
-        r.rows,
-        if threads.is_empty() { "?".to_string() } else { threads }
-    );
-    let ratio = r.impls.iter().any(|i| i == PROJECT_IMPL) && r.impls.iter().any(|i| i == FLOOR_IMPL);
-    let shape_w = r.shapes.iter().map(|s| s.label().len()).max().unwrap_or(0).max(14);
-    let cell_w = |imp: &String| imp.len().max(8);
-    let table = |title: &str, cell: &dyn Fn(&Shape, &str) -> Option<String>, with_ratio: bool| {
-        let mut header = format!("{title:<shape_w$}");
-        for imp in &r.impls {
-            header += &format!("  {imp:>w$}", w = cell_w(imp));
-        }
-        if with_ratio {
-            header += "  project/gemm-bound";
-        }
-        println!("\n{header}");
-        for shape in &r.shapes {
-            let mut line = format!("{:<shape_w$}", shape.label());
-            for imp in &r.impls {
-                let c = cell(shape, imp).unwrap_or_else(|| "-".to_string());
-                line += &format!("  {c:>w$}", w = cell_w(imp));
-            }
-            if with_ratio {
-                let q = r.median_ns(shape, PROJECT_IMPL).zip(r.median_ns(shape, FLOOR_IMPL));
-                line += &format!("  {:>18}", q.map_or("-".to_string(), |(p, g)| format!("{:.2}x", p / g)));
-            }
-            println!("{line}");
-        }
-    };
-    table("µs per step", &|s, i| r.median_ns(s, i).map(fmt_us), ratio);
-    table("samples / s", &|s, i| r.samples_per_s(s, i).map(si), false);
-    println!();
 }
 
 // ---- plot -----------------------------------------------------------------------------------
@@ -952,25 +677,20 @@ mod tests {
     #[test]
     fn parses_a_harness_line() {
         let line = r#"{"impl":"project","dtype":"f32","N":64,"D":3,"H":4,"K":2,"threads":2,"steps":123456,"repeats":7,"ns_per_step_median":2431.0,"ns_per_step_min":2398.2,"version":"two-layer-net 0.1.0 (OpenBLAS 0.3.21)"}"#;
-        let row = row_from_fields(&parse_flat_object(line).unwrap()).unwrap();
+        let row = Row::parse(line).unwrap();
         assert_eq!(
-            (row.imp.as_str(), row.shape.label(), row.threads),
-            ("project", "f32:64x3x4x2".into(), Some(2))
+            (row.imp.as_str(), row.dtype.as_str(), row.n, row.d, row.h, row.k),
+            ("project", "f32", 64, 3, 4, 2)
         );
-        assert_eq!(row.ns, 2431.0);
-    }
-
-    #[test]
-    fn parser_edge_cases() {
-        let ok = parse_flat_object(" { \"a\" : \"x\\\"\\u00b5\\ud83d\\ude00\" , \"b\":-1.5e3,\"c\":null } ")
-            .unwrap();
-        assert_eq!(ok["a"], Value::Str("x\"µ😀".into()));
-        assert_eq!(ok["b"], Value::Num(-1500.0));
-        assert_eq!(parse_flat_object("{}").unwrap().len(), 0);
-        for bad in
-            ["", "{", "{\"a\":1,}", "{\"a\":[1]}", "{\"a\":1} x", "{\"a\":.5}", "{\"a\":NaN}", "{'a':1}"]
-        {
-            assert!(parse_flat_object(bad).is_err(), "{bad}");
+        assert_eq!((row.threads, row.ns_per_step_median), (Some(2), 2431.0));
+        for bad in [
+            "",
+            "{}",
+            r#"{"impl":"x","dtype":"f32","N":0,"D":3,"H":4,"K":2,"ns_per_step_median":1.0}"#,
+            r#"{"impl":"x","dtype":"f32","N":1,"D":3,"H":4,"K":2,"ns_per_step_median":-1.0}"#,
+            r#"{"impl":"","dtype":"f32","N":1,"D":3,"H":4,"K":2,"ns_per_step_median":1.0}"#,
+        ] {
+            assert!(Row::parse(bad).is_err(), "{bad}");
         }
     }
 
@@ -982,7 +702,6 @@ mod tests {
             impls: vec!["x".into()],
             times: HashMap::new(),
             threads: BTreeSet::new(),
-            rows: 0,
         };
         r.times.insert((shape.clone(), "x".into()), vec![3.0, 1.0, 2.0]);
         assert_eq!(r.median_ns(&shape, "x"), Some(2.0));
