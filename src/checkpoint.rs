@@ -2,23 +2,9 @@
 //! which Python reads with `safetensors.numpy.load_file` (and PyTorch with
 //! `safetensors.torch.load_file`).
 //!
-//! # Format
-//!
-//! ```text
-//! tensor  shape    dtype            __metadata__ (all values are strings)
-//! w1      [D, H]   F32 or F64       format     = "two-layer-net"
-//! b1      [H]      (as the network) version    = this crate's version (recorded, not checked)
-//! w2      [H, K]                    dtype      = "f32" | "f64"
-//! b2      [K]                       d, h, k    = D, H, K in decimal
-//!                                   activation = Activation::describe(), e.g. "relu",
-//!                                                "leaky_relu(slope=0.1)"
-//!                                   layout     = "in_out"
-//! ```
-//!
-//! The weights are stored as the network holds them, (in, out), row-major (C order), values
-//! little-endian: `ŷ = f(x·W1 + b1)·W2 + b2`. PyTorch's `nn.Linear` holds its weight as
-//! (out, in) and computes `x·Wᵀ + b`, so loading into `nn.Linear(D, H)` means
-//! `weight = w1.T` (`scripts/check_interop.py` does exactly that).
+//! The format (one table, in [`save`]'s docs) and its loaders here; the error type in
+//! `error.rs`; the safetensors file layer (bytes, a deterministic writer, a hardened parser) in
+//! `file.rs`, shared with the training state; the atomic write in `crate::durable`.
 //!
 //! Loading checks everything before it builds the network: the four tensor names (no more, no
 //! fewer), their dtypes, their shapes (against each other and against `d`, `h`, `k`), the
@@ -26,18 +12,20 @@
 //! Other metadata keys are ignored. Any bytes at all give a network or a [`CheckpointError`],
 //! never a panic.
 
-use std::collections::HashMap;
-use std::fmt;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+
+mod error;
+mod file;
+
+pub use error::CheckpointError;
+pub(crate) use file::{Tensor, decode, dtype, encode, parse, serialize};
 
 use crate::activation::Activation;
 use crate::durable::write_atomic;
-use crate::error::Error;
 use crate::net::TwoLayerNet;
 use crate::params::Params;
 use crate::scalar::Scalar;
@@ -48,207 +36,6 @@ const TENSORS: [&str; 4] = ["w1", "b1", "w2", "b2"];
 const FORMAT: &str = "two-layer-net";
 /// The metadata `layout`: weights are (in, out), not PyTorch's (out, in).
 const LAYOUT: &str = "in_out";
-
-/// Why a checkpoint could not be written or read. Every variant names the file, tensor or
-/// metadata key at fault and, where there is one, both the expected and the found value.
-///
-/// ```
-/// use two_layer_net::{CheckpointError, TwoLayerNet, from_bytes, rand::{SeedableRng, rngs::StdRng}};
-///
-/// let net = TwoLayerNet::<f32>::new(3, 4, 2, &mut StdRng::seed_from_u64(0))?;
-/// let bytes = two_layer_net::to_bytes(&net)?;
-/// match from_bytes::<f64, two_layer_net::Relu>(&bytes) {
-///     Err(CheckpointError::DType { tensor, expected, found }) => {
-///         assert_eq!((tensor.as_str(), expected, found.as_str()), ("w1", "F64", "F32"));
-///     }
-///     other => panic!("expected a dtype error, got {other:?}"),
-/// }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum CheckpointError {
-    /// Reading or writing the file failed.
-    Io {
-        /// The checkpoint's path (for a save, the target, not the temporary file).
-        path: PathBuf,
-        /// What the operating system said.
-        source: io::Error,
-    },
-    /// The bytes are not a valid safetensors file (too short, a bad header, inconsistent
-    /// offsets …): the safetensors parser's message.
-    Format(String),
-    /// One of `w1`, `b1`, `w2`, `b2` is not in the file.
-    MissingTensor {
-        /// The missing tensor.
-        tensor: &'static str,
-        /// The tensors the file has, sorted.
-        found: Vec<String>,
-    },
-    /// The file has a tensor other than `w1`, `b1`, `w2`, `b2`.
-    UnexpectedTensor {
-        /// Its name.
-        tensor: String,
-    },
-    /// A tensor's dtype is not the network's scalar type.
-    DType {
-        /// The tensor.
-        tensor: String,
-        /// `"F32"` or `"F64"`, the safetensors name of the requested scalar type.
-        expected: &'static str,
-        /// The safetensors dtype in the file, e.g. `"F32"` or `"BF16"`.
-        found: String,
-    },
-    /// A tensor's shape does not fit the others or the metadata `d`, `h`, `k`.
-    Shape {
-        /// The tensor.
-        tensor: String,
-        /// The shape it must have: `[d, h]`, `[h]`, `[h, k]` or `[k]`.
-        expected: Vec<usize>,
-        /// The shape it has.
-        found: Vec<usize>,
-    },
-    /// A metadata entry is missing or has the wrong value.
-    Metadata {
-        /// The key: `"format"`, `"layout"`, `"dtype"`, `"d"`, `"h"`, `"k"` or `"activation"`.
-        key: &'static str,
-        /// The value it must have (for `d`, `h`, `k`: the one the tensor shapes give).
-        expected: String,
-        /// The value it has, `None` if the key is absent.
-        found: Option<String>,
-    },
-    /// A parameter is NaN or infinite: such a network cannot be trained on, so it is neither
-    /// saved nor loaded.
-    NonFinite {
-        /// The tensor.
-        tensor: String,
-        /// The element's flat row-major index in it.
-        index: usize,
-        /// The value, widened to `f64`.
-        value: f64,
-    },
-    /// The tensors are consistent but do not make a network (a dimension of zero, or one too
-    /// large for BLAS).
-    Net(Error),
-    /// A training-state file lacks an entry, or has one that does not fit what it is restored
-    /// into (another network shape or activation, another optimizer kind).
-    Entry {
-        /// The tensor or metadata key, e.g. `"net.w1"`, `"optimizer.kind"`.
-        name: String,
-        /// What it must be.
-        expected: String,
-        /// What the file has, `None` if the entry is absent.
-        found: Option<String>,
-    },
-}
-
-impl fmt::Display for CheckpointError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CheckpointError::Io { path, source } => write!(f, "checkpoint {}: {source}", path.display()),
-            CheckpointError::Format(msg) => write!(f, "not a valid safetensors file: {msg}"),
-            CheckpointError::MissingTensor { tensor, found } => write!(
-                f,
-                "missing tensor `{tensor}`: expected {}, found [{}]",
-                TENSORS.join(", "),
-                found.join(", ")
-            ),
-            CheckpointError::UnexpectedTensor { tensor } => {
-                write!(f, "unexpected tensor `{tensor}`: expected only {}", TENSORS.join(", "))
-            }
-            CheckpointError::DType { tensor, expected, found } => {
-                write!(f, "tensor `{tensor}`: expected dtype {expected}, found {found}")
-            }
-            CheckpointError::Shape { tensor, expected, found } => {
-                write!(f, "tensor `{tensor}`: expected shape {expected:?}, found {found:?}")
-            }
-            CheckpointError::Metadata { key, expected, found: Some(found) } => {
-                write!(f, "metadata `{key}`: expected {expected:?}, found {found:?}")
-            }
-            CheckpointError::Metadata { key, expected, found: None } => {
-                write!(f, "metadata `{key}`: expected {expected:?}, found no such key")
-            }
-            CheckpointError::NonFinite { tensor, index, value } => {
-                write!(f, "tensor `{tensor}`: element {index} is {value}, expected a finite value")
-            }
-            CheckpointError::Net(e) => write!(f, "the checkpoint's tensors do not make a network: {e}"),
-            CheckpointError::Entry { name, expected, found: Some(found) } => {
-                write!(f, "`{name}`: expected {expected}, found {found}")
-            }
-            CheckpointError::Entry { name, expected, found: None } => {
-                write!(f, "`{name}`: expected {expected}, found no such entry")
-            }
-        }
-    }
-}
-
-impl std::error::Error for CheckpointError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CheckpointError::Io { source, .. } => Some(source),
-            CheckpointError::Net(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<Error> for CheckpointError {
-    fn from(e: Error) -> Self {
-        CheckpointError::Net(e)
-    }
-}
-
-/// Whether `F` is `f32` (else it is `f64`, the only other [`Scalar`]).
-pub(crate) fn is_f32<F: Scalar>() -> bool {
-    size_of::<F>() == size_of::<f32>()
-}
-
-/// The safetensors dtype of `F` and its name.
-pub(crate) fn dtype<F: Scalar>() -> (Dtype, &'static str) {
-    if is_f32::<F>() { (Dtype::F32, "F32") } else { (Dtype::F64, "F64") }
-}
-
-/// `xs` appended to `out` as little-endian bytes; errors on the first non-finite value.
-pub(crate) fn encode<F: Scalar>(tensor: &str, xs: &[F], out: &mut Vec<u8>) -> Result<(), CheckpointError> {
-    for (index, &x) in xs.iter().enumerate() {
-        let value = x.as_f64();
-        if !value.is_finite() {
-            return Err(CheckpointError::NonFinite { tensor: tensor.to_owned(), index, value });
-        }
-        // Exact both ways: an f32 widened to f64 and narrowed back is the same f32.
-        if is_f32::<F>() {
-            out.extend_from_slice(&(value as f32).to_le_bytes());
-        } else {
-            out.extend_from_slice(&value.to_le_bytes());
-        }
-    }
-    Ok(())
-}
-
-/// Little-endian `bytes` (any alignment) into `dst`, one value per element of `dst`; errors
-/// on the first non-finite value.
-pub(crate) fn decode<F: Scalar>(tensor: &str, bytes: &[u8], dst: &mut [F]) -> Result<(), CheckpointError> {
-    if is_f32::<F>() {
-        fill(tensor, bytes.as_chunks::<4>().0.iter().map(|c| f64::from(f32::from_le_bytes(*c))), dst)
-    } else {
-        fill(tensor, bytes.as_chunks::<8>().0.iter().map(|c| f64::from_le_bytes(*c)), dst)
-    }
-}
-
-/// `dst[i] = values[i]`, after checking that each value is finite.
-fn fill<F: Scalar>(
-    tensor: &str,
-    values: impl Iterator<Item = f64>,
-    dst: &mut [F],
-) -> Result<(), CheckpointError> {
-    for (index, (d, value)) in dst.iter_mut().zip(values).enumerate() {
-        if !value.is_finite() {
-            return Err(CheckpointError::NonFinite { tensor: tensor.to_owned(), index, value });
-        }
-        *d = F::cast(value);
-    }
-    Ok(())
-}
 
 /// The checkpoint of `net` as the bytes of a safetensors file: exactly what [`save`] writes
 /// (its docs give the format), for a store that is not a file (a database, an object store, a
@@ -271,7 +58,7 @@ fn fill<F: Scalar>(
 pub fn to_bytes<F: Scalar, A: Activation>(net: &TwoLayerNet<F, A>) -> Result<Vec<u8>, CheckpointError> {
     let params = net.params();
     let (d, h, k) = params.dims();
-    let metadata = [
+    let metadata: BTreeMap<String, String> = [
         ("format", FORMAT.to_owned()),
         ("version", env!("CARGO_PKG_VERSION").to_owned()),
         ("dtype", F::NAME.to_owned()),
@@ -280,56 +67,28 @@ pub fn to_bytes<F: Scalar, A: Activation>(net: &TwoLayerNet<F, A>) -> Result<Vec
         ("k", k.to_string()),
         ("activation", net.activation().describe()),
         ("layout", LAYOUT.to_owned()),
-    ];
-    // The header is written here rather than by `safetensors::serialize`, which takes the
-    // metadata as a `HashMap` and so writes its keys in a different order on every call: the
-    // same network would not give the same bytes twice.
-    let entries: Vec<String> =
-        metadata.iter().map(|(key, value)| format!("{}:{}", json(key), json(value))).collect();
-    let mut header = format!("{{\"__metadata__\":{{{}}}", entries.join(","));
-    let shapes = [vec![d, h], vec![h], vec![h, k], vec![k]];
-    let mut offset = 0;
-    for ((name, shape), part) in TENSORS.iter().zip(&shapes).zip(params.parts()) {
-        let end = offset + size_of_val(part);
-        let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-        header += &format!(
-            ",{}:{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
-            json(name),
-            dtype::<F>().1,
-            dims.join(",")
-        );
-        offset = end;
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect();
+    let mut bytes = Vec::with_capacity(params.len() * size_of::<F>());
+    let mut ends = [0; 4];
+    for ((name, part), end) in TENSORS.iter().zip(params.parts()).zip(&mut ends) {
+        encode(name, part, &mut bytes)?;
+        *end = bytes.len();
     }
-    header.push('}');
-    // Padded with spaces to a multiple of 8 bytes, as safetensors does, so that the data
-    // starts 8-byte aligned in a file mapped into memory.
-    while header.len() % 8 != 0 {
-        header.push(' ');
-    }
-
-    let mut out = Vec::with_capacity(8 + header.len() + offset);
-    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    for (name, part) in TENSORS.iter().zip(params.parts()) {
-        encode(name, part, &mut out)?;
-    }
-    Ok(out)
-}
-
-/// `s` as a JSON string literal.
-fn json(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => out += &format!("\\u{:04x}", u32::from(c)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    let (w1, b1, w2, b2) = ([d, h], [h], [h, k], [k]);
+    let shapes: [&[usize]; 4] = [&w1, &b1, &w2, &b2];
+    let starts = [0, ends[0], ends[1], ends[2]];
+    let tensors: Vec<Tensor<'_>> = (0..4)
+        .map(|i| Tensor {
+            name: TENSORS[i],
+            dtype: dtype::<F>().1,
+            shape: shapes[i],
+            bytes: &bytes[starts[i]..ends[i]],
+        })
+        .collect();
+    Ok(serialize(&tensors, &metadata))
 }
 
 /// Writes `net` to `path` as a safetensors checkpoint, atomically.
@@ -351,17 +110,9 @@ fn json(s: &str) -> String {
 /// little-endian: `ŷ = f(x·W1 + b1)·W2 + b2`. PyTorch's `nn.Linear` holds its weight as
 /// (out, in) and computes `x·Wᵀ + b`: load `w1` into `nn.Linear(D, H)` as `weight = w1.T`.
 ///
-/// # Atomicity
-///
-/// The bytes ([`to_bytes`]) go to a new temporary file in the same directory,
-/// `.{file name}.tmp-{pid}-{n}`, which is fsynced and then renamed over `path` (and the
-/// directory fsynced, best effort, on Unix). A reader sees the old checkpoint or the new one,
-/// never part of one. A crash can leave the temporary file behind; the next save to the same
-/// path removes it (each writer holds a lock on its temporary file while it lives, so only
-/// those of dead writers are removed). On error the temporary file is removed and `path` is as
-/// it was. The new file has the permissions
-/// `File::create` gives (0o666 less the umask), whatever an old one had, and a symlink at
-/// `path` is replaced, not followed.
+/// Atomic: a reader, or a process started after a crash, sees the old file or the new one,
+/// never a mix; a temporary file a crash leaves behind is removed by the next save to `path`.
+/// The new file has the permissions `File::create` gives; a symlink at `path` is replaced.
 ///
 /// Errors: [`CheckpointError::NonFinite`] if a parameter is NaN or infinite (nothing is
 /// written); [`CheckpointError::Io`] naming `path` if the directory does not exist, `path` is
@@ -475,29 +226,15 @@ pub fn from_bytes<F: Scalar, A: Activation + Default>(
 /// A network from the bytes of a checkpoint (see [`save`] for the format), with hidden
 /// activation `activation`. `bytes` may start at any alignment.
 ///
-/// Checks, in this order, each failure its own [`CheckpointError`]:
-///
-/// 1. the bytes parse as safetensors, with no shape or offset in the header larger than the
-///    buffer ([`Format`](CheckpointError::Format));
-/// 2. metadata `format = "two-layer-net"` and `layout = "in_out"`
-///    ([`Metadata`](CheckpointError::Metadata));
-/// 3. the tensors are exactly `w1`, `b1`, `w2`, `b2`
-///    ([`MissingTensor`](CheckpointError::MissingTensor),
-///    [`UnexpectedTensor`](CheckpointError::UnexpectedTensor));
-/// 4. each tensor's dtype is `F`'s, `F32` or `F64` ([`DType`](CheckpointError::DType)), and
-///    so is the metadata `dtype`;
-/// 5. the shapes: `w1` is `[d, h]`, `b1` `[h]`, `w2` `[h, k]`, `b2` `[k]` for the metadata
-///    `d`, `h`, `k`. When the four shapes agree with each other but not with the metadata,
-///    the metadata key is reported ([`Metadata`](CheckpointError::Metadata), expected = what
-///    the tensors say), otherwise the first tensor that does not fit
-///    ([`Shape`](CheckpointError::Shape));
-/// 6. metadata `activation = activation.describe()`;
-/// 7. every value is finite ([`NonFinite`](CheckpointError::NonFinite)): a NaN or infinite
-///    parameter makes every loss NaN, so such a checkpoint is refused rather than loaded;
-/// 8. the dimensions make a network: none is zero or too large for BLAS
-///    ([`Net`](CheckpointError::Net)).
-///
-/// The metadata `version` and any other keys are not checked. No input panics.
+/// Everything is checked before the network is built; no input panics. Errors:
+/// [`Format`](CheckpointError::Format) (not safetensors), [`Metadata`](CheckpointError::Metadata)
+/// (`format`, `layout`, `dtype`, `d`/`h`/`k` or `activation` missing or other than expected),
+/// [`MissingTensor`](CheckpointError::MissingTensor) /
+/// [`UnexpectedTensor`](CheckpointError::UnexpectedTensor) (not exactly `w1 b1 w2 b2`),
+/// [`DType`](CheckpointError::DType) (not `F`'s), [`Shape`](CheckpointError::Shape),
+/// [`NonFinite`](CheckpointError::NonFinite) (a NaN or infinite parameter),
+/// [`Net`](CheckpointError::Net) (a zero dimension, or one too large for BLAS). The metadata
+/// `version` and unknown keys are not checked.
 ///
 /// ```
 /// use two_layer_net::{CheckpointError, Tanh, TwoLayerNet, from_bytes_with, to_bytes, rand::{SeedableRng, rngs::StdRng}};
@@ -550,6 +287,9 @@ pub fn from_bytes_with<F: Scalar, A: Activation>(
     expect_metadata(meta, "dtype", F::NAME)?;
 
     let (d, h, k) = (metadata_dim(meta, "d")?, metadata_dim(meta, "h")?, metadata_dim(meta, "k")?);
+    // When the four shapes agree with each other but not with the metadata, the metadata key
+    // is what is wrong (expected = what the tensors say); otherwise the first tensor that does
+    // not fit the metadata is.
     let shapes = views.each_ref().map(TensorView::shape);
     if let Some(from_tensors) = consistent_dims(shapes) {
         for (key, from_meta, from_tensors) in
@@ -577,58 +317,13 @@ pub fn from_bytes_with<F: Scalar, A: Activation>(
 
     expect_metadata(meta, "activation", &activation.describe())?;
 
+    // Last, the values: a NaN or infinite parameter makes every loss NaN, so such a file is
+    // refused rather than loaded; decoding copies each value once, into the network's buffer.
     let mut params = Params::<F>::zeros(d, h, k)?;
     for ((name, view), dst) in TENSORS.iter().zip(&views).zip(params.parts_mut()) {
         decode(name, view.data(), dst)?;
     }
-    let p = params.view();
-    Ok(TwoLayerNet::<F>::from_params(p.w1, p.b1, p.w2, p.b2)?.with_activation(activation))
-}
-
-/// The tensors and the metadata of a safetensors file (no metadata: an empty map), after
-/// [`check_header_numbers`].
-pub(crate) fn parse(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, String>), CheckpointError> {
-    let format_error = |e: safetensors::SafeTensorError| CheckpointError::Format(e.to_string());
-    check_header_numbers(bytes)?;
-    let file = SafeTensors::deserialize(bytes).map_err(format_error)?;
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(format_error)?;
-    Ok((file, header.metadata().clone().unwrap_or_default()))
-}
-
-/// Refuses a header with a number larger than the whole buffer, before the safetensors parser
-/// sees it. The only numbers in a safetensors header are tensor shapes and data offsets, and
-/// no checkpoint that loads has one that large; but safetensors 0.8.0 adds the last offset to
-/// the header length unchecked (`read_metadata`: `buffer_end + N_LEN + n`), which a crafted
-/// header overflows: a panic in a debug build, an out-of-bounds slice later in a release one.
-/// A header that cannot be cut out of `bytes` is left for the parser to report.
-fn check_header_numbers(bytes: &[u8]) -> Result<(), CheckpointError> {
-    let Some((len, rest)) = bytes.split_first_chunk::<8>() else { return Ok(()) };
-    let Some(header) = usize::try_from(u64::from_le_bytes(*len)).ok().and_then(|n| rest.get(..n)) else {
-        return Ok(());
-    };
-    let (mut in_string, mut escaped, mut number) = (false, false, 0usize);
-    for &b in header {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-        } else if b.is_ascii_digit() {
-            number = number.saturating_mul(10).saturating_add(usize::from(b - b'0'));
-            if number > bytes.len() {
-                return Err(CheckpointError::Format(format!(
-                    "a shape or offset in the header exceeds the file's length, {} bytes",
-                    bytes.len()
-                )));
-            }
-        } else {
-            number = 0;
-            in_string = b == b'"';
-        }
-    }
-    Ok(())
+    Ok(TwoLayerNet::from_parts(params, activation)?)
 }
 
 /// `Ok` if the metadata has `key = expected`.

@@ -114,7 +114,9 @@ impl<F: Scalar, A: Activation + Default> TwoLayerNet<F, A> {
 }
 
 impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
-    fn from_parts(params: Params<F>, activation: A) -> Result<Self> {
+    /// The network holding `params` (dimensions already checked by [`Params::zeros`]), with
+    /// fresh gradients and an empty workspace.
+    pub(crate) fn from_parts(params: Params<F>, activation: A) -> Result<Self> {
         let (d, h, k) = params.dims();
         Ok(TwoLayerNet {
             grads: Params::zeros(d, h, k)?,

@@ -30,20 +30,18 @@
 //! is finite, and the optimizer entries' structure; restoring into a network or optimizer
 //! checks that it fits (shape, activation, kind). No input panics.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
 use safetensors::Dtype;
-use safetensors::tensor::TensorView;
 
 use crate::activation::Activation;
-use crate::checkpoint::{CheckpointError, decode, dtype, encode, parse};
+use crate::checkpoint::{self, CheckpointError, decode, dtype, encode, parse, serialize};
 use crate::durable::write_atomic;
 use crate::error::Error;
 use crate::net::TwoLayerNet;
 use crate::optim::{Optimizer, OptimizerState, SlotState};
-use crate::params::Params;
 use crate::scalar::Scalar;
 
 const FORMAT: &str = "two-layer-net/training-state";
@@ -218,12 +216,15 @@ impl<F: Scalar> TrainingState<F> {
             self.expect_entry(&format!("{name}.{key}"), &value)?;
         }
         self.expect_entry(&format!("{name}.activation"), &net.activation().describe())?;
-        let mut params = Params::<F>::zeros(d, h, k)?;
+        // Every tensor found and checked before the first is copied: all or nothing.
         let shapes = [vec![d, h], vec![h], vec![h, k], vec![k]];
-        for ((tensor, shape), dst) in NET_TENSORS.iter().zip(shapes).zip(params.parts_mut()) {
-            dst.copy_from_slice(self.tensor_of_shape(&format!("{name}.{tensor}"), &shape)?);
+        let mut found = Vec::with_capacity(4);
+        for (tensor, shape) in NET_TENSORS.iter().zip(&shapes) {
+            found.push(self.tensor_of_shape(&format!("{name}.{tensor}"), shape)?);
         }
-        net.params_mut().as_slice_mut().copy_from_slice(params.as_slice());
+        for (dst, src) in net.params_mut().parts_mut().into_iter().zip(found) {
+            dst.copy_from_slice(src);
+        }
         Ok(())
     }
 
@@ -354,32 +355,35 @@ impl<F: Scalar> TrainingState<F> {
     ///
     /// Errors: [`CheckpointError::Format`] if safetensors refuses a tensor.
     pub fn to_bytes(&self) -> Result<Vec<u8>, CheckpointError> {
-        let format_error = |e: safetensors::SafeTensorError| CheckpointError::Format(e.to_string());
-        let mut data: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut floats =
+            Vec::with_capacity(self.tensors.values().map(|t| t.values.len() * size_of::<F>()).sum());
+        let mut ends = Vec::with_capacity(self.tensors.len());
         for (name, t) in &self.tensors {
-            let mut bytes = Vec::with_capacity(t.values.len() * size_of::<F>());
-            encode(name, &t.values, &mut bytes)?;
-            data.push((name.clone(), dtype::<F>().0, t.shape.clone(), bytes));
+            encode(name, &t.values, &mut floats)?;
+            ends.push(floats.len());
         }
-        for (name, &step) in &self.steps {
-            // Step counts beyond i64 cannot be reached by any run.
-            let step = i64::try_from(step).unwrap_or(i64::MAX);
-            data.push((name.clone(), Dtype::I64, Vec::new(), step.to_le_bytes().to_vec()));
-        }
-        let views = data
-            .iter()
-            .map(|(name, dtype, shape, bytes)| {
-                Ok((name.as_str(), TensorView::new(*dtype, shape.clone(), bytes).map_err(format_error)?))
-            })
-            .collect::<Result<Vec<_>, CheckpointError>>()?;
-        let mut meta: HashMap<String, String> = self.entries.clone().into_iter().collect();
+        // Step counts beyond i64 cannot be reached by any run.
+        let steps: Vec<[u8; 8]> =
+            self.steps.values().map(|&s| i64::try_from(s).unwrap_or(i64::MAX).to_le_bytes()).collect();
+        let starts = std::iter::once(0).chain(ends.iter().copied());
+        let float_tensors = self.tensors.iter().zip(starts.zip(&ends)).map(|((name, t), (start, &end))| {
+            checkpoint::Tensor { name, dtype: dtype::<F>().1, shape: &t.shape, bytes: &floats[start..end] }
+        });
+        let step_tensors = self.steps.keys().zip(&steps).map(|(name, bytes)| checkpoint::Tensor {
+            name,
+            dtype: "I64",
+            shape: &[],
+            bytes,
+        });
+        let tensors: Vec<checkpoint::Tensor<'_>> = float_tensors.chain(step_tensors).collect();
+        let mut meta = self.entries.clone();
         meta.extend(self.loop_state.iter().map(|(k, v)| (format!("loop.{k}"), v.clone())));
         meta.extend(self.metadata.iter().map(|(k, v)| (format!("user.{k}"), v.clone())));
         meta.insert("format".into(), FORMAT.into());
         meta.insert("format_version".into(), FORMAT_VERSION.into());
         meta.insert("version".into(), env!("CARGO_PKG_VERSION").into());
         meta.insert("dtype".into(), F::NAME.into());
-        safetensors::serialize(views, Some(meta)).map_err(format_error)
+        Ok(serialize(&tensors, &meta))
     }
 
     /// A state from the bytes of a training-state file, checked as the module docs say.
