@@ -16,7 +16,7 @@ use std::ffi::c_int;
 use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, CowArray, Ix2, LinalgScalar};
 
-use crate::error::{Error, Result, Shape, check_shape};
+use crate::error::{Error, Result, Shape, blas_int, check_shape};
 
 /// Which axis of a matrix is contiguous in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,13 +88,6 @@ fn shape(v: &ArrayView2<'_, impl Sized>) -> Shape {
     [v.nrows(), v.ncols()]
 }
 
-fn to_c_int(operand: &'static str, actual: Shape) -> Result<[c_int; 2]> {
-    match (c_int::try_from(actual[0]), c_int::try_from(actual[1])) {
-        (Ok(r), Ok(c)) => Ok([r, c]),
-        _ => Err(Error::TooLarge { operand, actual }),
-    }
-}
-
 /// `C ← alpha·A·B + beta·C` through one CBLAS `?gemm` call.
 ///
 /// Shapes: `a` is m×k, `b` is k×n, `c` is m×n; any strides. With `beta == 0` the old contents
@@ -110,8 +103,8 @@ pub fn gemm<F: Gemm>(
     let (m, n, k) = (c.nrows(), c.ncols(), a.ncols());
     check_shape("gemm a", shape(&a), [m, k])?;
     check_shape("gemm b", shape(&b), [k, n])?;
-    let [mi, ki] = to_c_int("gemm a", [m, k])?;
-    let [_, ni] = to_c_int("gemm c", [m, n])?;
+    let [mi, ki] = blas_int("gemm a", [m, k])?;
+    let [_, ni] = blas_int("gemm c", [m, n])?;
     if m == 0 || n == 0 {
         return Ok(());
     }

@@ -135,6 +135,15 @@ impl std::error::Error for Error {
     }
 }
 
+/// `actual` as BLAS's 32-bit `int`s, or [`Error::TooLarge`] naming `operand`: every
+/// dimension the crate may hand to `?gemm` (network dimensions, batch rows) passes here.
+pub(crate) fn blas_int(operand: &'static str, actual: Shape) -> Result<[std::ffi::c_int; 2]> {
+    match (actual[0].try_into(), actual[1].try_into()) {
+        (Ok(r), Ok(c)) => Ok([r, c]),
+        _ => Err(Error::TooLarge { operand, actual }),
+    }
+}
+
 /// `Ok` if `actual == expected`, else a [`Error::ShapeMismatch`] naming `operand`.
 pub(crate) fn check_shape(operand: &'static str, actual: Shape, expected: Shape) -> Result<()> {
     if actual == expected { Ok(()) } else { Err(Error::ShapeMismatch { operand, expected, actual }) }

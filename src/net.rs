@@ -15,7 +15,7 @@ use rand::Rng;
 
 use crate::activation::{Activation, Relu};
 use crate::blas::gemm;
-use crate::error::{Error, Result, check_shape};
+use crate::error::{Error, Result, blas_int, check_shape};
 use crate::init::Init;
 use crate::kernels::{MaxAbs, bias_backward, bias_forward, column_sums};
 use crate::loss::{Loss, l2_backward, l2_penalty};
@@ -277,9 +277,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         if n == 0 {
             return Err(Error::Empty { operand: "x", actual: [n, x.ncols()] });
         }
-        if i32::try_from(n).is_err() {
-            return Err(Error::TooLarge { operand: "x", actual: [n, x.ncols()] });
-        }
+        blas_int("x", [n, x.ncols()])?;
         Ok(n)
     }
 
@@ -290,8 +288,8 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         let (_, h, k) = self.params.dims();
         self.ws.reserve(n, h, k)?;
         self.ws.cached = None;
-        let b = self.ws.rows(n, h, k);
-        forward_pass(&self.params, &self.activation, x, b.y1, Some(b.h1), b.yhat)?;
+        let buf = self.ws.rows(n, h, k);
+        forward_pass(&self.params, &self.activation, x, buf.y1, Some(buf.h1), buf.yhat)?;
         self.ws.cached = Some(n);
         Ok(self.ws.yhat(n, k))
     }
@@ -346,8 +344,18 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         if let Some(dx) = &dx {
             check_shape("dx", [dx.nrows(), dx.ncols()], [n, d])?;
         }
-        let b = self.ws.rows(n, h, k);
-        backward_pass(&self.params, &self.activation, x, b.y1, b.h1, dyhat, b.dy1, &mut self.grads, dx)?;
+        let buf = self.ws.rows(n, h, k);
+        backward_pass(
+            &self.params,
+            &self.activation,
+            x,
+            buf.y1,
+            buf.h1,
+            dyhat,
+            buf.dy1,
+            &mut self.grads,
+            dx,
+        )?;
         self.grads_ready = true;
         Ok(&self.grads)
     }
@@ -471,11 +479,11 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         self.ws.reserve(n, h, k)?;
         // From here on the workspace is overwritten: the cached forward pass is gone.
         self.ws.cached = None;
-        let b = self.ws.rows(n, h, k);
-        if !forward_pass(&self.params, &self.activation, x, b.y1, Some(b.h1), b.yhat)? {
+        let buf = self.ws.rows(n, h, k);
+        if !forward_pass(&self.params, &self.activation, x, buf.y1, Some(buf.h1), buf.yhat)? {
             return Err(Error::NonFinite { what: "y1" });
         }
-        let l = loss.loss_and_grad(mat(b.yhat, n, k), target, mat_mut(b.dyhat, n, k))?;
+        let l = loss.loss_and_grad(mat(buf.yhat, n, k), target, mat_mut(buf.dyhat, n, k))?;
         if !l.is_finite() {
             return Err(Error::NonFinite { what: "loss" });
         }
@@ -491,9 +499,19 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         if self.ws.cached != Some(n) {
             return Err(Error::NoForward { batch: n, cached: self.ws.cached });
         }
-        let b = self.ws.rows(n, h, k);
-        let dyhat = mat(b.dyhat, n, k);
-        backward_pass(&self.params, &self.activation, x, b.y1, b.h1, dyhat, b.dy1, &mut self.grads, None)?;
+        let buf = self.ws.rows(n, h, k);
+        let dyhat = mat(buf.dyhat, n, k);
+        backward_pass(
+            &self.params,
+            &self.activation,
+            x,
+            buf.y1,
+            buf.h1,
+            dyhat,
+            buf.dy1,
+            &mut self.grads,
+            None,
+        )?;
         self.grads_ready = true;
         Ok(())
     }

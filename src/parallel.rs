@@ -52,7 +52,7 @@
 //! # Cost of a step
 //!
 //! The local pass costs about `1/P` of the single-process one (`∝ N/P · params`); the
-//! reduction moves the parameter buffer, `(D·H + H + H·K + K + 3)·size_of::<F>()` bytes,
+//! reduction moves the parameter buffer, `(D·H + H + H·K + K + 2 + P)·size_of::<F>()` bytes,
 //! whatever the batch size; and every rank repeats the `O(params)` update (scaling, L2, the
 //! optimizer). A ring allreduce takes about `2(P−1)/P · bytes / bandwidth + 2(P−1) · latency`,
 //! so scaling stops once `N/P` rows of compute no longer outweigh that plus the update: large
@@ -66,14 +66,8 @@
 //! OPENBLAS_NUM_THREADS=1 mpirun -n 2 target/release/examples/data_parallel
 //! ```
 //!
-//! Give each rank its own cores: with as many ranks as cores, set `OPENBLAS_NUM_THREADS=1`
-//! (OpenBLAS's threads would otherwise oversubscribe them); with fewer ranks, about
-//! `cores / ranks` threads each. On several machines, list them
-//! (`mpirun -n 4 --host a:2,b:2 …`; the binary must be at the same path on each, and the
-//! machines must reach each other by ssh without a password). As root, OpenMPI wants
-//! `--allow-run-as-root` (or `OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1`).
-//! OpenMPI's `mpirun` needs `--oversubscribe` for more ranks than cores; MPICH's `mpiexec`
-//! does not. Build and run with the same MPI: rsmpi binds to the library `mpicc` names.
+//! The README's MPI section has the rest: threads per rank, several machines, MPICH or
+//! OpenMPI, running as root.
 //!
 //! ```no_run
 //! use rand::{SeedableRng, rngs::StdRng};

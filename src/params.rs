@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, blas_int};
 use crate::scalar::Scalar;
 use crate::workspace::{mat, mat_mut};
 
@@ -59,9 +59,7 @@ impl<F: Scalar> Params<F> {
             if v == 0 {
                 return Err(Error::Empty { operand, actual: [1, v] });
             }
-            if i32::try_from(v).is_err() {
-                return Err(Error::TooLarge { operand, actual: [1, v] });
-            }
+            blas_int(operand, [1, v])?;
         }
         let len = d
             .checked_mul(h)

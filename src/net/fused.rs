@@ -40,8 +40,8 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
             return Err(Error::NonFinite { what: "loss" });
         }
         let (n, (_, h, k), reg) = (x.nrows(), self.params.dims(), loss.l2());
-        let b = self.ws.rows(n, h, k);
-        let (a, y1, h1, dyhat) = (&self.activation, &*b.y1, &*b.h1, mat(b.dyhat, n, k));
+        let buf = self.ws.rows(n, h, k);
+        let (a, y1, h1, dyhat) = (&self.activation, &*buf.y1, &*buf.h1, mat(buf.dyhat, n, k));
         if backward_sgd_pass(
             &mut self.params,
             &mut self.w_bound,
@@ -50,9 +50,9 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
             y1,
             h1,
             dyhat,
-            b.dy1,
-            b.db1,
-            b.db2,
+            buf.dy1,
+            buf.db1,
+            buf.db2,
             lr,
             reg,
         )? {
