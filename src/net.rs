@@ -28,7 +28,7 @@ use crate::workspace::{mat, mat_mut};
 mod fused;
 mod predict;
 
-pub(crate) use predict::argmax;
+pub(crate) use predict::count_correct;
 
 /// A two-layer network `ŷ = f(X·W1 + b1)·W2 + b2`, with hand-written backward and SGD.
 ///

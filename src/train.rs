@@ -14,7 +14,7 @@ use crate::activation::Activation;
 use crate::checkpoint::CheckpointError;
 use crate::error::{Error, Result, check_shape};
 use crate::loss::Loss;
-use crate::net::{TwoLayerNet, argmax};
+use crate::net::{TwoLayerNet, count_correct};
 use crate::optim::Optimizer;
 use crate::scalar::Scalar;
 use crate::schedule::{Constant, Schedule};
@@ -73,9 +73,7 @@ where
         Array2::zeros((rows, self.ncols()))
     }
     fn gather(&self, idx: &[usize], batch: &mut Array2<F>) {
-        for (&i, mut row) in idx.iter().zip(batch.rows_mut()) {
-            row.assign(&self.row(i));
-        }
+        gather_rows(self.view(), idx, batch);
     }
     fn view(batch: &Array2<F>, rows: usize) -> ArrayView2<'_, F> {
         batch.slice_axis(Axis(0), (0..rows).into())
@@ -114,13 +112,14 @@ where
         Some(self.view())
     }
     fn correct(yhat: ArrayView2<'_, F>, batch: &Array1<usize>, rows: usize) -> Option<usize> {
-        Some(
-            yhat.rows()
-                .into_iter()
-                .zip(batch.iter().take(rows))
-                .filter(|&(ref r, &c)| argmax(r.view()) == c)
-                .count(),
-        )
+        Some(count_correct(yhat, batch.slice_axis(Axis(0), (0..rows).into())))
+    }
+}
+
+/// Copies the rows `idx` of `src` into the first `idx.len()` rows of `dst`.
+fn gather_rows<F: Scalar>(src: ArrayView2<'_, F>, idx: &[usize], dst: &mut Array2<F>) {
+    for (&i, mut row) in idx.iter().zip(dst.rows_mut()) {
+        row.assign(&src.row(i));
     }
 }
 
@@ -526,9 +525,7 @@ impl<S: Schedule> Trainer<S> {
             let (mut total, mut correct, mut classified) = (0.0, 0, false);
             for (step, idx) in order.chunks(bs).enumerate() {
                 let m = idx.len();
-                for (&i, mut row) in idx.iter().zip(xb.rows_mut()) {
-                    row.assign(&x.row(i));
-                }
+                gather_rows(x, idx, &mut xb);
                 targets.gather(idx, &mut tb);
                 let xv = xb.slice_axis(Axis(0), (0..m).into());
                 if let Some(schedule) = &self.schedule {

@@ -134,11 +134,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
             check_shape("labels", [1, labels.len()], [1, x.nrows()])?;
         }
         let (yhat, dyhat) = self.infer(x, scratch, true)?;
-        let accuracy = labels.map(|labels| {
-            let right =
-                yhat.rows().into_iter().zip(labels).filter(|&(ref r, &c)| argmax(r.view()) == c).count();
-            right as f64 / labels.len() as f64
-        });
+        let accuracy = labels.map(|labels| count_correct(yhat, labels) as f64 / labels.len() as f64);
         let (n, k) = yhat.dim();
         Ok((loss.loss_and_grad(yhat, target, mat_mut(dyhat, n, k))?, accuracy))
     }
@@ -156,6 +152,11 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         forward_pass(&self.params, &self.activation, x, rows.h1, None, rows.yhat)?;
         Ok((mat(rows.yhat, n, k), rows.dyhat))
     }
+}
+
+/// How many rows of `yhat` have their largest output at the row's label.
+pub(crate) fn count_correct<F: Scalar>(yhat: ArrayView2<'_, F>, labels: ArrayView1<'_, usize>) -> usize {
+    yhat.rows().into_iter().zip(labels).filter(|&(ref r, &c)| argmax(r.view()) == c).count()
 }
 
 /// The index of the largest entry (the first of ties; NaN never wins).
