@@ -4,6 +4,8 @@
 //! atomic writes, and Python interop (`scripts/check_interop.py`: numpy, safetensors and,
 //! when installed, PyTorch) when a Python with numpy and safetensors is found.
 
+mod common;
+
 use std::collections::HashMap;
 use std::error::Error as _;
 use std::ffi::OsString;
@@ -13,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::bits;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use two_layer_net::ndarray::{Array2, Axis};
@@ -64,14 +67,6 @@ fn sample_net<F: Scalar>(d: usize, h: usize, k: usize, seed: u64) -> TwoLayerNet
         *p = F::cast(((i as f64 + 1.0) * 0.731 + seed as f64).sin() * 1.7);
     }
     net
-}
-
-fn bits32(s: &[f32]) -> Vec<u32> {
-    s.iter().map(|v| v.to_bits()).collect()
-}
-
-fn bits64(s: &[f64]) -> Vec<u64> {
-    s.iter().map(|v| v.to_bits()).collect()
 }
 
 /// `(D, H, K)` of a network.
@@ -160,7 +155,7 @@ fn f64_round_trip_is_bit_exact() {
     assert_eq!(header_len % 8, 0, "the data starts 8-byte aligned");
     let back: TwoLayerNet<f64> = load(&path).expect("load");
     assert_eq!(dims(&back), (3, 5, 2));
-    assert_eq!(bits64(back.params().as_slice()), bits64(net.params().as_slice()));
+    assert_eq!(bits(back.params().as_slice()), bits(net.params().as_slice()));
     assert_eq!(dir.entries(), ["net.safetensors"]);
 }
 
@@ -175,7 +170,7 @@ fn f32_round_trip_is_bit_exact() {
     save(&net, &path).expect("save");
     let back: TwoLayerNet<f32> = load(&path).expect("load");
     assert_eq!(dims(&back), (4, 3, 3));
-    assert_eq!(bits32(back.params().as_slice()), bits32(net.params().as_slice()));
+    assert_eq!(bits(back.params().as_slice()), bits(net.params().as_slice()));
 }
 
 /// `net` with activation `act` survives `to_bytes`/`from_bytes_with` bit for bit.
@@ -184,7 +179,7 @@ fn round_trip_with<A: Activation + PartialEq>(act: A) {
     let back =
         from_bytes_with::<f64, A>(&to_bytes(&net).expect("to_bytes"), act.clone()).expect("from_bytes");
     assert_eq!(back.activation(), &act);
-    assert_eq!(bits64(back.params().as_slice()), bits64(net.params().as_slice()), "{}", act.describe());
+    assert_eq!(bits(back.params().as_slice()), bits(net.params().as_slice()), "{}", act.describe());
 }
 
 /// An activation whose description needs JSON escaping.
@@ -230,7 +225,7 @@ fn leaky_relu_slope_is_recorded_and_checked() {
 
     let back = load_with::<f32, _>(&path, leaky).expect("load_with the same slope");
     assert_eq!(back.activation().slope, 0.2);
-    assert_eq!(bits32(back.params().as_slice()), bits32(net.params().as_slice()));
+    assert_eq!(bits(back.params().as_slice()), bits(net.params().as_slice()));
 
     // The default slope (0.01) is another activation.
     let err = load::<f32, LeakyRelu>(&path).expect_err("default slope");
@@ -260,10 +255,7 @@ fn assert_trains_identically<F: Scalar, A: Activation>(mut a: TwoLayerNet<F, A>,
         let lb = b.train_step(x.view(), y.view(), &Mse, F::cast(0.05)).expect("step b");
         assert_eq!(la.as_f64().to_bits(), lb.as_f64().to_bits(), "loss at step {step}: {la} vs {lb}");
     }
-    let bits = |n: &TwoLayerNet<F, A>| {
-        n.params().as_slice().iter().map(|v| v.as_f64().to_bits()).collect::<Vec<_>>()
-    };
-    assert_eq!(bits(&a), bits(&b), "parameters after training");
+    assert_eq!(bits(a.params().as_slice()), bits(b.params().as_slice()), "parameters after training");
 }
 
 #[test]
@@ -495,7 +487,7 @@ fn unaligned_bytes_load() {
         let mut buf = vec![0u8; shift];
         buf.extend_from_slice(&bytes);
         let back = load_f64(&buf[shift..]).expect("shifted");
-        assert_eq!(bits64(back.params().as_slice()), bits64(net.params().as_slice()), "shift {shift}");
+        assert_eq!(bits(back.params().as_slice()), bits(net.params().as_slice()), "shift {shift}");
     }
 }
 
@@ -588,7 +580,7 @@ fn save_replaces_an_existing_file() {
     save(&b, &path).expect("save b over a");
     let back: TwoLayerNet<f64> = load(&path).expect("load");
     assert_eq!(dims(&back), (2, 5, 3));
-    assert_eq!(bits64(back.params().as_slice()), bits64(b.params().as_slice()));
+    assert_eq!(bits(back.params().as_slice()), bits(b.params().as_slice()));
     assert_eq!(dir.entries(), ["net.safetensors"], "no temporary file left");
 }
 
@@ -666,7 +658,7 @@ fn concurrent_saves_leave_one_complete_checkpoint() {
         }
     });
     let back: TwoLayerNet<f64> = load(&path).expect("load");
-    assert!(nets.iter().any(|n| bits64(n.params().as_slice()) == bits64(back.params().as_slice())));
+    assert!(nets.iter().any(|n| bits(n.params().as_slice()) == bits(back.params().as_slice())));
     assert_eq!(dir.entries(), ["net.safetensors"]);
 }
 

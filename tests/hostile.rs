@@ -11,8 +11,11 @@
 //! rows or more (as broadcast views: nothing that large is allocated), dimensions beyond
 //! BLAS's 32-bit int: a typed error, never an abort.
 
+mod common;
+
 use std::fmt::Debug;
 
+use common::bits;
 use two_layer_net::ndarray::{Array1, Array2, ArrayView2};
 use two_layer_net::rand::SeedableRng;
 use two_layer_net::rand::rngs::StdRng;
@@ -25,10 +28,6 @@ const N: usize = 3;
 const D: usize = 2;
 const H: usize = 4;
 const K: usize = 3;
-
-fn bits<F: Scalar>(s: &[F]) -> Vec<u64> {
-    s.iter().map(|v| v.as_f64().to_bits()).collect()
-}
 
 fn all_finite<F: Scalar>(s: &[F]) -> bool {
     s.iter().all(|v| v.is_finite())

@@ -10,10 +10,13 @@
 //! `resume child MODE KIND DTYPE STOP DIR` for each continuation and closes with
 //! `resume: N passed, N failed`.
 
+mod common;
+
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::bits;
 use two_layer_net::ndarray::{Array1, Array2, s};
 use two_layer_net::rand::SeedableRng;
 use two_layer_net::rand::rngs::StdRng;
@@ -164,9 +167,10 @@ fn save<F: Scalar, O: Optimizer<F>>(
 }
 
 /// The bits of every parameter: the network's, then the user's layer.
-fn bits<F: Scalar>(m: &Model<F>) -> Vec<u64> {
-    let net = m.net.params().as_slice().iter();
-    net.chain(m.e.iter()).map(|v| v.as_f64().to_bits()).collect()
+fn model_bits<F: Scalar>(m: &Model<F>) -> Vec<u64> {
+    let mut all = bits(m.net.params().as_slice());
+    all.extend(bits(m.e.as_slice().unwrap()));
+    all
 }
 
 /// The child: a model and an optimizer built afresh (other weights, another learning rate),
@@ -204,7 +208,7 @@ impl<F: Scalar> Job<F, Vec<u64>> for Start<'_> {
         let (mut part, mut part_opt) = (model::<F>(1), make());
         let t = run(&mut part, &mut part_opt, self.mode, None, 0, self.stop);
         save(&part, &part_opt, self.stop, t.as_ref(), &self.dir.join("state.safetensors"));
-        bits(&whole)
+        model_bits(&whole)
     }
 }
 
@@ -213,7 +217,7 @@ fn final_bits<F: Scalar>(dir: &Path) -> Vec<u64> {
     let mut m = model::<F>(5);
     state.restore_net("net", &mut m.net).unwrap();
     state.restore_tensor("embed", &[D0, D], m.e.as_slice_mut().unwrap()).unwrap();
-    bits(&m)
+    model_bits(&m)
 }
 
 /// One case: the whole run here, the continuation in a child process; equal bits or why not.

@@ -8,14 +8,19 @@
 //! dW2 = H1ᵀ·dŷ   db2 = Σ_rows dŷ   dH1 = dŷ·W2ᵀ   dY1 = dH1 ⊙ f'(Y1)
 //! dW1 = Xᵀ·dY1   db1 = Σ_rows dY1   dX = dY1·W1ᵀ   SGD: θ ← θ − lr·dθ
 //! ```
+//!
+//! Beside the reference: random networks, tolerance checks and bit patterns shared by the test
+//! crates.
 
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+use std::any::Any;
+
 use two_layer_net::ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use two_layer_net::rand::rngs::StdRng;
 use two_layer_net::rand::{RngExt, SeedableRng};
-use two_layer_net::{Activation, TwoLayerNet};
+use two_layer_net::{Activation, Scalar, TwoLayerNet};
 
 /// An elementwise activation as two closures: `f(y)` and `f'(y)` (both of the pre-activation).
 pub struct RefAct {
@@ -147,6 +152,22 @@ impl RefParams {
 /// A `rows × cols` matrix, entries uniform in `[-scale, scale)`.
 pub fn uniform(rng: &mut StdRng, rows: usize, cols: usize, scale: f64) -> Array2<f64> {
     Array2::from_shape_fn((rows, cols), |_| rng.random_range(-scale..scale))
+}
+
+/// A D→H→K ReLU network with every parameter (biases included) drawn uniformly in [−1, 1)
+/// from `seed`.
+pub fn random_net(d: usize, h: usize, k: usize, seed: u64) -> TwoLayerNet<f64> {
+    random_net_with(d, h, k, seed)
+}
+
+/// [`random_net`] with another activation.
+pub fn random_net_with<A: Activation + Default>(
+    d: usize,
+    h: usize,
+    k: usize,
+    seed: u64,
+) -> TwoLayerNet<f64, A> {
+    RefParams::random(&mut StdRng::seed_from_u64(seed), d, h, k, 1.0).net(A::default())
 }
 
 /// `C = A·B` by the textbook triple loop.
@@ -381,7 +402,29 @@ pub fn assert_close1(a: ArrayView1<'_, f64>, e: ArrayView1<'_, f64>, tol: f64, w
     assert_close(&a, &e, tol, what);
 }
 
-/// The bit patterns of a slice, to compare for exact equality (NaN included).
-pub fn bits(s: &[f64]) -> Vec<u64> {
-    s.iter().map(|v| v.to_bits()).collect()
+/// Asserts `|aᵢ − eᵢ| ≤ tol · max(1, |eᵢ|)` for every `i`, naming the first offending index:
+/// absolute below magnitude 1, relative above it, entry by entry (stricter than
+/// [`assert_close`] on entries much smaller than the largest).
+#[track_caller]
+pub fn assert_close_each(actual: &[f64], expected: &[f64], tol: f64, what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths");
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        assert!(
+            (a - e).abs() <= tol * e.abs().max(1.0),
+            "{what}[{i}]: got {a:e}, expected {e:e} (diff {:e})",
+            (a - e).abs()
+        );
+    }
+}
+
+/// The bit patterns of a slice of f32 or f64, to compare for exact equality (NaN included).
+/// An f32's own 32 bits (zero-extended), not those of its f64 widening, so that NaN payloads
+/// count too.
+pub fn bits<F: Scalar>(s: &[F]) -> Vec<u64> {
+    s.iter()
+        .map(|v| match (v as &dyn Any).downcast_ref::<f32>() {
+            Some(x) => u64::from(x.to_bits()),
+            None => v.as_f64().to_bits(),
+        })
+        .collect()
 }
