@@ -352,8 +352,10 @@ impl<F: Scalar> TrainingState<F> {
     }
 
     /// The state as the bytes of a safetensors file (the format is in the module docs).
+    /// Deterministic: the same state always gives the same bytes.
     ///
-    /// Errors: [`CheckpointError::Format`] if safetensors refuses a tensor.
+    /// Errors: [`CheckpointError::NonFinite`] if a value is not finite (which `set_tensor` and
+    /// the other setters already refuse).
     pub fn to_bytes(&self) -> Result<Vec<u8>, CheckpointError> {
         let mut floats =
             Vec::with_capacity(self.tensors.values().map(|t| t.values.len() * size_of::<F>()).sum());
