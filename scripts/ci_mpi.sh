@@ -4,7 +4,7 @@
 # probes), libclang with clang's builtin headers (for rsmpi's bindgen), and OpenBLAS. Then
 # lints the feature, smoke-runs the example under `mpirun -n 2`, and runs the MPI test last:
 # it re-launches itself under `mpirun -n 2` and `mpirun -n 3 --oversubscribe` (the checks of
-# data-parallel training and its error paths), kills or stops a rank mid-training in five ways
+# data-parallel training and its error paths), kills or stops a rank mid-training in four ways
 # (mpirun must end within a bound), and kills a run and restarts it from its checkpoint at 2
 # and 3 ranks (bitwise equal to an uninterrupted run); it closes with `mpi: N passed, N failed`.
 #
