@@ -336,7 +336,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         dx: Option<ArrayViewMut2<'_, F>>,
     ) -> Result<&Gradients<F>> {
         let n = self.batch_rows(&x)?;
-        let (d, h, k) = self.params.dims();
+        let (d, _, k) = self.params.dims();
         if self.ws.cached != Some(n) {
             return Err(Error::NoForward { batch: n, cached: self.ws.cached });
         }
@@ -344,22 +344,33 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         if let Some(dx) = &dx {
             check_shape("dx", [dx.nrows(), dx.ncols()], [n, d])?;
         }
-        let buf = self.ws.rows(n, h, k);
-        backward_pass(
-            &self.params,
-            &self.activation,
-            x,
-            buf.y1,
-            buf.h1,
-            dyhat,
-            buf.dy1,
-            &mut self.grads,
-            dx,
-        )?;
-        self.grads_ready = true;
+        self.backward_cached(x, n, Some(dyhat), dx)?;
         Ok(&self.grads)
     }
 
+    /// The backward pass over the cached forward pass of `n` rows, from `dyhat` or, without
+    /// it, from the `dŷ` the loss phase left in the workspace; marks the gradients ready.
+    fn backward_cached(
+        &mut self,
+        x: ArrayView2<'_, F>,
+        n: usize,
+        dyhat: Option<ArrayView2<'_, F>>,
+        dx: Option<ArrayViewMut2<'_, F>>,
+    ) -> Result<()> {
+        let (_, h, k) = self.params.dims();
+        if self.ws.cached != Some(n) {
+            return Err(Error::NoForward { batch: n, cached: self.ws.cached });
+        }
+        let buf = self.ws.rows(n, h, k);
+        let dyhat = match dyhat {
+            Some(dyhat) => dyhat,
+            None => mat(buf.dyhat, n, k),
+        };
+        let (a, g) = (&self.activation, &mut self.grads);
+        backward_pass(&self.params, a, x, buf.y1, buf.h1, dyhat, buf.dy1, g, dx)?;
+        self.grads_ready = true;
+        Ok(())
+    }
     /// Plain SGD with the gradients of the last [`backward`](Self::backward):
     /// `θ ← θ − lr·dθ` for every parameter, in one pass over the flat buffers.
     ///
@@ -494,26 +505,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// The backward phase of a training step, after [`forward_loss`](Self::forward_loss) on
     /// the same `x`: the gradients of the data loss from the `dŷ` in the workspace.
     pub(crate) fn backward_loss(&mut self, x: ArrayView2<'_, F>) -> Result<()> {
-        let n = x.nrows();
-        let (_, h, k) = self.params.dims();
-        if self.ws.cached != Some(n) {
-            return Err(Error::NoForward { batch: n, cached: self.ws.cached });
-        }
-        let buf = self.ws.rows(n, h, k);
-        let dyhat = mat(buf.dyhat, n, k);
-        backward_pass(
-            &self.params,
-            &self.activation,
-            x,
-            buf.y1,
-            buf.h1,
-            dyhat,
-            buf.dy1,
-            &mut self.grads,
-            None,
-        )?;
-        self.grads_ready = true;
-        Ok(())
+        self.backward_cached(x, x.nrows(), None, None)
     }
 
     /// Adds `reg·W` to the weight gradients for the L2 penalty of `loss` (after the gradients

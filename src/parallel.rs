@@ -113,7 +113,7 @@ use crate::scalar::Scalar;
 
 mod watchdog;
 
-use watchdog::Watchdog;
+use watchdog::{Collective, Watchdog};
 
 /// The rsmpi this module speaks (`mpi::initialize()`, communicators), re-exported so that
 /// versions match.
@@ -283,7 +283,7 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
         let watchdog =
             Watchdog::start(comm.rank(), comm.size()).map_err(|e| ParallelError::Watchdog(e.to_string()))?;
         let mut recv = [0i64; 6];
-        watchdog.guard(0, 0, DEFAULT_TIMEOUT, || {
+        watchdog.guard(Collective::ShapeCheck, 0, DEFAULT_TIMEOUT, || {
             comm.all_reduce_into(&send[..], &mut recv[..], SystemOperation::max())
         });
         let max = [recv[0], recv[1], recv[2]].map(|v| v as usize);
@@ -310,7 +310,7 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
     /// after loading a checkpoint on rank 0 only. Collective.
     pub fn broadcast_params(&mut self) {
         let (root, params) = (self.comm.process_at_rank(0), self.net.params_mut().as_slice_mut());
-        self.watchdog.guard(1, 0, self.timeout, || root.broadcast_into(params));
+        self.watchdog.guard(Collective::Broadcast, 0, self.timeout, || root.broadcast_into(params));
     }
 
     /// This process's rank, `0..size`.
@@ -436,8 +436,9 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
         let reduce = Instant::now();
         self.steps += 1;
         let (comm, send, recv) = (&self.comm, &self.send[..], &mut self.recv[..]);
-        self.watchdog
-            .guard(2, self.steps, self.timeout, || comm.all_reduce_into(send, recv, SystemOperation::sum()));
+        self.watchdog.guard(Collective::Step, self.steps, self.timeout, || {
+            comm.all_reduce_into(send, recv, SystemOperation::sum())
+        });
         let update = Instant::now();
         let result = self.apply(local, loss, opt);
         self.timings.steps += 1;
@@ -502,7 +503,7 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
         let theta0 = &mut self.recv[..p];
         theta0.copy_from_slice(self.net.params().as_slice());
         let root = self.comm.process_at_rank(0);
-        self.watchdog.guard(3, 0, self.timeout, || root.broadcast_into(&mut *theta0));
+        self.watchdog.guard(Collective::Divergence, 0, self.timeout, || root.broadcast_into(&mut *theta0));
         let mut local = F::zero();
         for (&a, &b) in self.net.params().as_slice().iter().zip(&*theta0) {
             if a == b || (a.is_nan() && b.is_nan()) {
@@ -513,8 +514,9 @@ impl<F: Scalar + Equivalence, C: Communicator, A: Activation> DataParallel<F, C,
         }
         let mut global = F::zero();
         let comm = &self.comm;
-        self.watchdog
-            .guard(3, 0, self.timeout, || comm.all_reduce_into(&local, &mut global, SystemOperation::max()));
+        self.watchdog.guard(Collective::Divergence, 0, self.timeout, || {
+            comm.all_reduce_into(&local, &mut global, SystemOperation::max())
+        });
         global
     }
 }

@@ -29,20 +29,34 @@ struct Shared {
     deadline: AtomicU64,
     /// The step of the guarded call (0 outside steps), for the message.
     step: AtomicU64,
-    /// Which collective: an index into `WHAT`.
+    /// Which collective: a `Collective` as its index in `Collective::ALL`.
     what: AtomicU64,
     stop: AtomicBool,
     rank: i32,
     size: i32,
 }
 
-/// The guarded collectives, by index.
-pub(super) const WHAT: [&str; 4] = [
-    "new's shape check (MPI_Allreduce)",
-    "the broadcast of the parameters (MPI_Bcast)",
-    "the step's MPI_Allreduce",
-    "param_divergence (MPI_Bcast, MPI_Allreduce)",
-];
+/// The guarded collectives, for the message.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Collective {
+    ShapeCheck,
+    Broadcast,
+    Step,
+    Divergence,
+}
+
+impl Collective {
+    const ALL: [Collective; 4] = [Self::ShapeCheck, Self::Broadcast, Self::Step, Self::Divergence];
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::ShapeCheck => "new's shape check (MPI_Allreduce)",
+            Self::Broadcast => "the broadcast of the parameters (MPI_Bcast)",
+            Self::Step => "the step's MPI_Allreduce",
+            Self::Divergence => "param_divergence (MPI_Bcast, MPI_Allreduce)",
+        }
+    }
+}
 
 impl Watchdog {
     /// Starts the thread for this rank (`rank` of `size`, for the message).
@@ -62,7 +76,13 @@ impl Watchdog {
     }
 
     /// Runs `f` (a collective) with a deadline `timeout` from now.
-    pub(super) fn guard<R>(&self, what: usize, step: u64, timeout: Duration, f: impl FnOnce() -> R) -> R {
+    pub(super) fn guard<R>(
+        &self,
+        what: Collective,
+        step: u64,
+        timeout: Duration,
+        f: impl FnOnce() -> R,
+    ) -> R {
         let s = &self.shared;
         s.what.store(what as u64, Ordering::Relaxed);
         s.step.store(step, Ordering::Relaxed);
@@ -90,7 +110,9 @@ fn watch(s: &Shared) {
         if deadline == 0 || (s.start.elapsed().as_millis() as u64) < deadline {
             continue;
         }
-        let what = WHAT.get(s.what.load(Ordering::Relaxed) as usize).copied().unwrap_or("a collective");
+        let what = Collective::ALL
+            .get(s.what.load(Ordering::Relaxed) as usize)
+            .map_or("a collective", |c| c.describe());
         let step = s.step.load(Ordering::Relaxed);
         let at = if step > 0 { format!(" of step {step}") } else { String::new() };
         eprintln!(
