@@ -12,9 +12,10 @@
 #![allow(unsafe_code)]
 
 use std::ffi::c_int;
+use std::marker::PhantomData;
 
 use cblas_sys::{CBLAS_LAYOUT, CBLAS_TRANSPOSE};
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, CowArray, Ix2, LinalgScalar};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, LinalgScalar};
 
 use crate::error::{Error, Result, Shape, blas_int, check_shape};
 
@@ -67,25 +68,113 @@ fn dense_copy<F: Gemm>(operand: &'static str, v: ArrayView2<'_, F>) -> Result<Ar
     Array2::from_shape_vec(v.raw_dim(), data).map_err(|_| too_large())
 }
 
-/// `v` and how BLAS reads it with C in `order`: the view itself, or a dense copy of it when
-/// BLAS cannot address it.
-fn readable<'a, F: Gemm>(
-    operand: &'static str,
-    v: ArrayView2<'a, F>,
-    order: Order,
-) -> Result<(CowArray<'a, F, Ix2>, Addressing)> {
-    let (rows, cols) = v.dim();
-    if let Some(at) = addressing(rows, cols, v.strides(), order) {
-        return Ok((v.into(), at));
-    }
-    let copy = dense_copy(operand, v)?;
-    let at = addressing(rows, cols, copy.strides(), order)
-        .ok_or(Error::TooLarge { operand, actual: [rows, cols] })?;
-    Ok((copy.into(), at))
-}
-
 fn shape(v: &ArrayView2<'_, impl Sized>) -> Shape {
     [v.nrows(), v.ncols()]
+}
+
+/// A matrix as BLAS reads it: its first element, its dimensions (each fitting `c_int`) and
+/// its [`Addressing`], proved once when it is made, so that each [`gemm_mat`] call on it
+/// costs a few compares. Borrows its data for `'a`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mat<'a, F> {
+    ptr: *const F,
+    dims: [c_int; 2],
+    at: Addressing,
+    data: PhantomData<&'a [F]>,
+}
+
+/// [`Mat`] for the output of a product: borrows its data mutably for `'a`, so that it
+/// overlaps no [`Mat`] alive at the same time.
+#[derive(Debug)]
+pub(crate) struct MatMut<'a, F> {
+    ptr: *mut F,
+    dims: [c_int; 2],
+    at: Addressing,
+    data: PhantomData<&'a mut [F]>,
+}
+
+/// The addressing of a dense row-major `rows × cols` matrix in `len` scalars.
+///
+/// Panics unless `len == rows·cols` and both dimensions fit `c_int`: for the crate's own
+/// buffers, sized `rows·cols` from dimensions checked when the network and the batch were.
+fn dense_rows(len: usize, rows: usize, cols: usize) -> ([c_int; 2], Addressing) {
+    assert_eq!(rows.checked_mul(cols), Some(len), "a buffer holds rows·cols scalars");
+    let dims = [rows, cols].map(|d| c_int::try_from(d).expect("dimensions were checked for BLAS"));
+    (dims, Addressing { order: Order::Row, ld: dims[1].max(1) })
+}
+
+impl<'a, F> Mat<'a, F> {
+    /// The `rows × cols` row-major matrix filling `s` (see [`dense_rows`]).
+    pub(crate) fn rows(s: &'a [F], rows: usize, cols: usize) -> Self {
+        let (dims, at) = dense_rows(s.len(), rows, cols);
+        Mat { ptr: s.as_ptr(), dims, at, data: PhantomData }
+    }
+
+    /// `v` as it lies in memory, or `None` when BLAS cannot address it.
+    fn view(v: ArrayView2<'a, F>) -> Option<Self> {
+        let (rows, cols) = v.dim();
+        let at = addressing(rows, cols, v.strides(), Order::Row)?;
+        let dims = blas_int("", [rows, cols]).ok()?;
+        Some(Mat { ptr: v.as_ptr(), dims, at, data: PhantomData })
+    }
+
+    /// Its number of rows.
+    pub(crate) fn nrows(&self) -> usize {
+        self.dims[0] as usize
+    }
+
+    /// The transpose, reading the same memory in the other order.
+    pub(crate) fn t(self) -> Self {
+        let order = match self.at.order {
+            Order::Row => Order::Col,
+            Order::Col => Order::Row,
+        };
+        let [rows, cols] = self.dims;
+        Mat { dims: [cols, rows], at: Addressing { order, ..self.at }, ..self }
+    }
+}
+
+impl<'a, F> MatMut<'a, F> {
+    /// The `rows × cols` row-major matrix filling `s` (see [`dense_rows`]).
+    pub(crate) fn rows(s: &'a mut [F], rows: usize, cols: usize) -> Self {
+        let (dims, at) = dense_rows(s.len(), rows, cols);
+        MatMut { ptr: s.as_mut_ptr(), dims, at, data: PhantomData }
+    }
+
+    /// `v` as it lies in memory, or `None` when BLAS cannot address it.
+    fn view(mut v: ArrayViewMut2<'a, F>) -> Option<Self> {
+        let (rows, cols) = v.dim();
+        let at = addressing(rows, cols, v.strides(), Order::Row)?;
+        let dims = blas_int("", [rows, cols]).ok()?;
+        Some(MatMut { ptr: v.as_mut_ptr(), dims, at, data: PhantomData })
+    }
+}
+
+/// A matrix operand from a view of any layout: the view itself when BLAS can address it, else
+/// a dense row-major copy (the only allocation on the BLAS path).
+pub(crate) enum Operand<'a, F> {
+    View(Mat<'a, F>),
+    Copy(Array2<F>),
+}
+
+impl<'a, F: Gemm> Operand<'a, F> {
+    /// `v`, checked once for BLAS. Errors: [`Error::TooLarge`] naming `operand` when a
+    /// dimension exceeds `c_int` or a needed copy does not fit in memory.
+    pub(crate) fn new(operand: &'static str, v: ArrayView2<'a, F>) -> Result<Self> {
+        blas_int(operand, shape(&v))?;
+        match Mat::view(v) {
+            Some(m) => Ok(Operand::View(m)),
+            None => dense_copy(operand, v).map(Operand::Copy),
+        }
+    }
+
+    /// The operand as BLAS reads it.
+    pub(crate) fn mat(&self) -> Mat<'_, F> {
+        match self {
+            Operand::View(m) => *m,
+            Operand::Copy(a) => Mat::view(a.view()).expect("a dense row-major copy is addressable"),
+        }
+    }
 }
 
 /// `C ← alpha·A·B + beta·C` through one CBLAS `?gemm` call.
@@ -103,8 +192,8 @@ pub fn gemm<F: Gemm>(
     let (m, n, k) = (c.nrows(), c.ncols(), a.ncols());
     check_shape("gemm a", shape(&a), [m, k])?;
     check_shape("gemm b", shape(&b), [k, n])?;
-    let [mi, ki] = blas_int("gemm a", [m, k])?;
-    let [_, ni] = blas_int("gemm c", [m, n])?;
+    blas_int("gemm a", [m, k])?;
+    blas_int("gemm c", [m, n])?;
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -117,27 +206,50 @@ pub fn gemm<F: Gemm>(
         }
         return Ok(());
     }
-
-    // C fixes the layout of the call; A and B are read in whatever layout they have.
-    let Some(c_at) = addressing(m, n, c.strides(), Order::Row) else {
-        let mut tmp = dense_copy("gemm c", c.view())?;
-        gemm(alpha, a, b, beta, tmp.view_mut())?;
-        c.assign(&tmp);
-        return Ok(());
-    };
-    let order = c_at.order;
-    let (a, a_at) = readable("gemm a", a, order)?;
-    let (b, b_at) = readable("gemm b", b, order)?;
-    // OpenBLAS applies β ≠ 1 in a pass of its own, one column at a time, which is slow for a
-    // narrow row-major C (N×4 is N columns of 4 to it). Zeroing C with a memset and passing
-    // β = 1 gives the same C at memset speed.
-    let beta = match c.as_slice_memory_order_mut() {
-        Some(s) if beta == F::zero() => {
-            s.fill(F::zero());
-            F::one()
+    let (a, b) = (Operand::new("gemm a", a)?, Operand::new("gemm b", b)?);
+    match MatMut::view(c.view_mut()) {
+        Some(cm) => gemm_mat(alpha, a.mat(), b.mat(), beta, cm),
+        None => {
+            // C fixes the layout of the call: one BLAS cannot address is computed in a copy.
+            let mut tmp = dense_copy("gemm c", c.view())?;
+            gemm_mat(alpha, a.mat(), b.mat(), beta, MatMut::view(tmp.view_mut()).expect("dense"))?;
+            c.assign(&tmp);
+            Ok(())
         }
-        _ => beta,
+    }
+}
+
+/// [`gemm`] over operands already checked for BLAS: only the dimensions are compared here.
+///
+/// Errors: [`Error::ShapeMismatch`] when the inner or outer dimensions disagree.
+pub(crate) fn gemm_mat<F: Gemm>(
+    alpha: F,
+    a: Mat<'_, F>,
+    b: Mat<'_, F>,
+    beta: F,
+    c: MatMut<'_, F>,
+) -> Result<()> {
+    let ([m, n], k) = (c.dims, a.dims[1]);
+    let usize_dims = |d: [c_int; 2]| d.map(|v| v as usize);
+    check_shape("gemm a", usize_dims(a.dims), usize_dims([m, k]))?;
+    check_shape("gemm b", usize_dims(b.dims), usize_dims([k, n]))?;
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    // Where the product overwrites C (β = 0) and `overwrite` says so, C is zeroed with a
+    // memset and the product accumulated (β = 1). `c` is contiguous when its leading
+    // dimension is its width.
+    let contiguous = c.at.ld == c.dims[usize::from(c.at.order == Order::Row)];
+    let beta = if beta == F::zero() && contiguous && overwrite() == Overwrite::Accumulate {
+        // SAFETY: `c` is m×n with leading dimension n (row-major) or m (column-major), so
+        // its elements are exactly the m·n scalars from `c.ptr`, uniquely borrowed; all-zero
+        // bits are 0.0 for `f32` and `f64`.
+        unsafe { std::ptr::write_bytes(c.ptr, 0, m as usize * n as usize) };
+        F::one()
+    } else {
+        beta
     };
+    let order = c.at.order;
     let layout = match order {
         Order::Row => CBLAS_LAYOUT::CblasRowMajor,
         Order::Col => CBLAS_LAYOUT::CblasColMajor,
@@ -148,30 +260,72 @@ pub fn gemm<F: Gemm>(
     };
     #[cfg(test)]
     tests::count_call();
-    // SAFETY: `addressing` proved that BLAS, reading each matrix from its first element with
-    // the layout, transpose flag and leading dimension passed here, touches exactly the
-    // elements of the views `a` (m×k), `b` (k×n) and `c` (m×n), which are in bounds and live
-    // for the call; all dimensions and leading dimensions fit `c_int`; `c` is a unique
-    // mutable borrow, so it overlaps neither `a` nor `b`.
+    // SAFETY: `Mat`/`MatMut` were made only by `dense_rows` (a slice of exactly rows·cols
+    // scalars, row-major, `ld = cols`) or `addressing` (strides proved to reach only the
+    // view's elements), so BLAS, reading each matrix from its first element with the layout,
+    // transpose flag and leading dimension passed here, touches exactly the elements of `a`
+    // (m×k), `b` (k×n) and `c` (m×n), borrowed and alive for the call; every dimension and
+    // leading dimension fits `c_int`; `c` holds a unique mutable borrow, so it overlaps
+    // neither `a` nor `b`.
     unsafe {
         (F::CBLAS_GEMM)(
             layout,
-            trans(a_at),
-            trans(b_at),
-            mi,
-            ni,
-            ki,
+            trans(a.at),
+            trans(b.at),
+            m,
+            n,
+            k,
             alpha,
-            a.as_ptr(),
-            a_at.ld,
-            b.as_ptr(),
-            b_at.ld,
+            a.ptr,
+            a.at.ld,
+            b.ptr,
+            b.at.ld,
             beta,
-            c.as_mut_ptr(),
-            c_at.ld,
+            c.ptr,
+            c.at.ld,
         );
     }
     Ok(())
+}
+
+/// How this OpenBLAS best computes a product that overwrites its output, `C ← A·B` or
+/// `C ← A·B + bias`; decided once per process from the kernels it picked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Overwrite {
+    /// Write C in a pass of our own (a memset, or the bias on every row), then accumulate the
+    /// product with β = 1.
+    Accumulate,
+    /// Pass β = 0 (then add a bias in a pass after the product).
+    Beta0,
+}
+
+/// The [`Overwrite`] strategy for this process's OpenBLAS.
+///
+/// OpenBLAS applies β ≠ 1 in a pass of its own before the product, one column of C at a time,
+/// which is slow for a narrow row-major C (N×4 is N columns of 4 to it): measured here on its
+/// Haswell kernels (the ones it runs on Zen; 2-core AMD EPYC VM, OpenBLAS 0.3.21, 2 threads),
+/// the 1024×3→4→2 f32 step took 19.4–20.7 µs with [`Overwrite::Accumulate`] for every β = 0
+/// and 24.2–26.9 µs passing β = 0. On its SkylakeX kernels (also Cooperlake's and Sapphire
+/// Rapids'), small products with β = 0 go to `?gemm_small_kernel_b0_*`, about 3× faster than
+/// the general-β kernels that β = 1 takes there (issue #16, Intel Xeon: the GEMMs of the
+/// 16384×3→4→2 step, 360 → 128 µs), so there [`Overwrite::Beta0`]. Another CBLAS than
+/// OpenBLAS: `Accumulate`.
+pub(crate) fn overwrite() -> Overwrite {
+    #[cfg(feature = "openblas")]
+    {
+        static CHOICE: std::sync::OnceLock<Overwrite> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            let config = openblas_config().to_ascii_lowercase();
+            let b0_kernels = ["skylakex", "cooperlake", "sapphirerapids"];
+            if b0_kernels.iter().any(|core| config.contains(core)) {
+                Overwrite::Beta0
+            } else {
+                Overwrite::Accumulate
+            }
+        })
+    }
+    #[cfg(not(feature = "openblas"))]
+    Overwrite::Accumulate
 }
 
 /// `cblas_?gemm`'s signature, over the element type `F`.

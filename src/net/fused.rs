@@ -5,14 +5,14 @@ use ndarray::ArrayView2;
 
 use super::{TwoLayerNet, activation_backward};
 use crate::activation::Activation;
-use crate::blas::gemm;
+use crate::blas::{Mat, MatMut, Operand, gemm_mat};
 use crate::error::{Error, Result};
 use crate::kernels::{MaxAbs, bias_backward, max_abs};
 use crate::loss::Loss;
 use crate::optim::{Optimizer, Sgd, Slot};
 use crate::params::Params;
 use crate::scalar::Scalar;
-use crate::workspace::{mat, mat_mut};
+use crate::workspace::mat;
 
 impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// One training step with plain SGD at learning rate `lr`, backward and update fused:
@@ -39,35 +39,47 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         if !l.is_finite() {
             return Err(Error::NonFinite { what: "loss" });
         }
-        let (n, (_, h, k), reg) = (x.nrows(), self.params.dims(), loss.l2());
-        let buf = self.ws.rows(n, h, k);
-        let (a, y1, h1, dyhat) = (&self.activation, &*buf.y1, &*buf.h1, mat(buf.dyhat, n, k));
-        if backward_sgd_pass(
-            &mut self.params,
-            &mut self.w_bound,
-            a,
-            x,
-            y1,
-            h1,
-            dyhat,
-            buf.dy1,
-            buf.db1,
-            buf.db2,
-            lr,
-            reg,
-        )? {
-            self.ws.cached = None;
-            self.grads_ready = false;
-            return Ok(l);
+        let (n, (d, h, k), reg) = (x.nrows(), self.params.dims(), loss.l2());
+        if fusion_pays(n, d, h, k) {
+            let buf = self.ws.rows(n, h, k);
+            let (a, y1, h1, dyhat) = (&self.activation, &*buf.y1, &*buf.h1, mat(buf.dyhat, n, k));
+            let (p, w_bound) = (&mut self.params, &mut self.w_bound);
+            let fused =
+                backward_sgd_pass(p, w_bound, a, x, y1, h1, dyhat, buf.dy1, buf.db1, buf.db2, lr, reg)?;
+            if fused {
+                self.ws.cached = None;
+                self.grads_ready = false;
+                return Ok(l);
+            }
         }
-        // The overflow proof could not clear the fused update: take the four phases' backward
-        // and update, which store the gradients and check them and the update.
+        // Fusion does not pay at this shape, or its overflow proof could not clear the
+        // update: the four phases' backward and update, which store the gradients and check
+        // them and the update.
         self.backward_loss(x)?;
         self.add_penalty_gradient(loss);
         self.step_with(&mut Sgd::new(lr))?;
+        self.ws.cached = None;
+        self.grads_ready = false;
         Ok(l)
     }
 }
+
+/// Whether fusing backward and update pays at this shape: the fused step's overflow proof
+/// reads `X`, `dY1`, `H1` and `dŷ` once more for their maxima, `N·(D + 2·H + K)` scalars,
+/// where the four phases store `dW1`, `dW2` and read them back in the update's check and
+/// write passes, about `UPDATE_PASSES·(D·H + H·K)`. So fusion wins at small batches and wide
+/// layers (N = 2 on the note's 3→4→2 net, N ≤ 1024 at 784→256→10, every batch at
+/// 1024→4096→1024) and loses where the batch is long beside the weights (N ≥ 64 at 3→4→2,
+/// N = 2048 at 784→256→10).
+pub(super) fn fusion_pays(n: usize, d: usize, h: usize, k: usize) -> bool {
+    // Measured on this machine (see `UPDATE_PASSES`); saturating, as the sizes only compare.
+    let maxima = n.saturating_mul(d + 2 * h + k);
+    maxima <= UPDATE_PASSES.saturating_mul(d * h + h * k)
+}
+
+/// The update's extra passes over the weight gradients, in units of one read of a scalar,
+/// for [`fusion_pays`].
+const UPDATE_PASSES: usize = 5;
 
 /// Backward fused with SGD, never storing the weight gradients:
 /// `dH1 = dŷ·W2ᵀ` (old `W2`), `dY1 = dH1 ⊙ f'(Y1)`, `db1 = Σ_rows dY1`, `db2 = Σ_rows dŷ`;
@@ -97,7 +109,9 @@ fn backward_sgd_pass<F: Scalar, A: Activation>(
 ) -> Result<bool> {
     let (n, (d, h, k)) = (x.nrows(), p.dims());
     let mut maxima = [MaxAbs::new(), MaxAbs::new()];
-    gemm(F::one(), dyhat, p.w2().t(), F::zero(), mat_mut(dy1, n, h))?;
+    let dyhat_m = Operand::new("dyhat", dyhat)?;
+    let w2 = Mat::rows(p.parts()[2], h, k);
+    gemm_mat(F::one(), dyhat_m.mat(), w2.t(), F::zero(), MatMut::rows(dy1, n, h))?;
     activation_backward(f, y1, h1, dy1, db1, Some(&mut maxima));
     bias_backward(dyhat, db2);
     if !db1.iter().chain(&*db2).all(|v| v.is_finite()) {
@@ -121,8 +135,9 @@ fn backward_sgd_pass<F: Scalar, A: Activation>(
     let [w1, b1, w2, b2] = p.parts_mut();
     Sgd::new(lr).step(&mut [Slot::new(b1, db1), Slot::new(b2, db2)])?;
     let decay = F::one() - lr * reg;
-    gemm(-lr, mat(h1, n, h).t(), dyhat, decay, mat_mut(w2, h, k))?;
-    gemm(-lr, x.t(), mat(dy1, n, h), decay, mat_mut(w1, d, h))?;
+    let (x, h1, dy1) = (Operand::new("x", x)?, Mat::rows(h1, n, h), Mat::rows(dy1, n, h));
+    gemm_mat(-lr, h1.t(), dyhat_m.mat(), decay, MatMut::rows(w2, h, k))?;
+    gemm_mat(-lr, x.mat().t(), dy1, decay, MatMut::rows(w1, d, h))?;
     *w_bound = Some(new_bound);
     Ok(true)
 }

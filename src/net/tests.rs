@@ -81,3 +81,56 @@ fn the_fused_update_bound_covers_the_worst_case() {
         assert_eq!(super::fused::fused_update_bound(n, w, 0.25, reg, a, b_gradient), None, "n {n}: gradient");
     }
 }
+
+/// `A·W + b` both ways `linear_forward` can compute it (this machine's OpenBLAS picks one; the
+/// other is checked here), against a plain loop, in f64.
+#[test]
+fn linear_forward_is_the_same_either_way() {
+    use super::linear_forward;
+    use crate::blas::{Mat, Overwrite};
+    let (n, d, m) = (37, 11, 5);
+    let a: Vec<f64> = (0..n * d).map(|i| ((i * 7) % 13) as f64 * 0.25 - 1.5).collect();
+    let w: Vec<f64> = (0..d * m).map(|i| ((i * 5) % 11) as f64 * 0.125 - 0.6).collect();
+    let b: Vec<f64> = (0..m).map(|j| j as f64 - 2.0).collect();
+    let expected: Vec<f64> = (0..n * m)
+        .map(|i| b[i % m] + (0..d).map(|l| a[i / m * d + l] * w[l * m + i % m]).sum::<f64>())
+        .collect();
+    for how in [Overwrite::Accumulate, Overwrite::Beta0] {
+        let mut out = vec![f64::NAN; n * m];
+        linear_forward(Mat::rows(&a, n, d), Mat::rows(&w, d, m), &b, &mut out, how).unwrap();
+        for (i, (o, e)) in out.iter().zip(&expected).enumerate() {
+            assert!((o - e).abs() <= 1e-12 * e.abs().max(1.0), "{how:?} [{i}]: {o} vs {e}");
+        }
+    }
+}
+
+/// `train_step` takes the fused path where `fusion_pays` says so and the four phases
+/// elsewhere; on both sides it matches `train_step_with(Sgd)` (to rounding, bit for bit where
+/// unfused), leaves no gradients behind, and, on the fused side, a weight bound.
+#[test]
+fn train_step_fuses_where_it_pays_and_matches_sgd_either_way() {
+    use super::fused::fusion_pays;
+    use crate::Sgd;
+    for (n, d, h, k, fused) in
+        [(2, 3, 4, 2, true), (64, 3, 4, 2, false), (40, 30, 20, 5, true), (600, 30, 20, 5, false)]
+    {
+        assert_eq!(fusion_pays(n, d, h, k), fused, "{n}x{d}x{h}x{k}");
+        let mut rng = StdRng::seed_from_u64(n as u64);
+        let net = TwoLayerNet::<f64>::with_init(d, h, k, crate::Init::He, &mut rng).unwrap();
+        let x = Array2::from_shape_fn((n, d), |(i, j)| ((i * 3 + j * 7) % 17) as f64 * 0.1 - 0.8);
+        let y = Array2::from_shape_fn((n, k), |(i, j)| ((i + j) % 3) as f64 * 0.5);
+        let (mut a, mut b) = (net.clone(), net);
+        for _ in 0..3 {
+            let la = a.train_step(x.view(), y.view(), &Mse, 0.05).unwrap();
+            let lb = b.train_step_with(x.view(), y.view(), &Mse, &mut Sgd::new(0.05)).unwrap();
+            assert_eq!(la.to_bits(), lb.to_bits(), "{n}x{d}x{h}x{k}: the loss precedes the update");
+        }
+        let (pa, pb) = (a.params().as_slice(), b.params().as_slice());
+        for (i, (u, v)) in pa.iter().zip(pb).enumerate() {
+            let tol = if fused { 1e-12 * v.abs().max(1.0) } else { 0.0 };
+            assert!((u - v).abs() <= tol, "{n}x{d}x{h}x{k} [{i}]: {u} vs {v}");
+        }
+        assert_eq!(a.gradients().unwrap_err(), crate::Error::NoGradients);
+        assert_eq!(a.w_bound.is_some(), fused, "{n}x{d}x{h}x{k}");
+    }
+}
