@@ -97,10 +97,14 @@ pub(crate) struct MatMut<'a, F> {
 ///
 /// Panics unless `len == rows·cols` and both dimensions fit `c_int`: for the crate's own
 /// buffers, sized `rows·cols` from dimensions checked when the network and the batch were.
+#[inline]
 fn dense_rows(len: usize, rows: usize, cols: usize) -> ([c_int; 2], Addressing) {
-    assert_eq!(rows.checked_mul(cols), Some(len), "a buffer holds rows·cols scalars");
-    let dims = [rows, cols].map(|d| c_int::try_from(d).expect("dimensions were checked for BLAS"));
-    (dims, Addressing { order: Order::Row, ld: dims[1].max(1) })
+    let (Ok(r), Ok(c)) = (c_int::try_from(rows), c_int::try_from(cols)) else {
+        panic!("dimensions were checked for BLAS");
+    };
+    // Both below 2³¹: the product does not overflow.
+    assert!(rows * cols == len, "a buffer holds rows·cols scalars");
+    ([r, c], Addressing { order: Order::Row, ld: c.max(1) })
 }
 
 impl<'a, F> Mat<'a, F> {

@@ -106,6 +106,13 @@ impl<F: Scalar> MaxAbs<F> {
             let a = v.abs();
             if a > m { a } else { m }
         };
+        if s.len() < 16 {
+            // Too short for the blocks: straight into the maxima, without the copy below.
+            for (m, &v) in self.0.iter_mut().zip(s) {
+                *m = greater(*m, v);
+            }
+            return;
+        }
         // A local copy stays in registers through the loop.
         let mut lanes = self.0;
         let blocks = s.chunks_exact(16);
