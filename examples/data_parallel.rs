@@ -8,17 +8,37 @@
 //!
 //! With `--timing`, it instead times steps of a larger network on random data (`--dims`,
 //! default 784,256,10, MNIST-sized) at each global batch size of `--batches`, and prints the
-//! time per step split into local compute, allreduce and update.
+//! time per step split into local compute, allreduce and update. Before the steps it times
+//! `MPI_Allreduce` (sum, f64) alone: on the step's own buffer (the parameters, the loss and
+//! row count, one flag per rank) and on each size of `--sweep`, enough calls for about
+//! 0.2 s each (at least `--steps`), so that a latency α and a bandwidth β can be fitted to
+//! the ring model `t = 2(P−1)·α + 2(P−1)/P · bytes/β` (`tools/scale_model`). The allreduce
+//! times and the steps' "all ranks" times are the slowest rank's mean per call or step.
+//!
+//! `--json FILE` appends one JSON object per measurement to FILE (rank 0 writes), so that runs
+//! at several P collect in one file:
+//! `{"kind":"allreduce","P":2,"scalars":203534,"bytes":1628272,"calls":…,"us":…,"oversubscribed":false}`
+//! and `{"kind":"step","P":2,"D":784,"H":256,"K":10,"dtype":"f64","batch":1024,"local_rows":512,
+//! "scalars":203534,"steps":50,"us_step":…,"us_compute":…,"us_allreduce":…,"us_update":…,
+//! "oversubscribed":false}`, where `us_step` is the slowest rank's wall time per step and the
+//! phases are rank 0's (it has the most rows, `local_rows`). `oversubscribed` is true when
+//! OpenMPI put more ranks on a node than it has cores (it then sets `OMPI_MCA_mpi_oversubscribe=1`
+//! in the ranks; other MPIs are not detected): the ranks time-share cores, so the times are
+//! pessimistic.
 //!
 //! ```sh
 //! cargo build --release --features mpi --example data_parallel
 //! OPENBLAS_NUM_THREADS=1 mpirun -n 2 target/release/examples/data_parallel
 //! OPENBLAS_NUM_THREADS=1 mpirun -n 2 target/release/examples/data_parallel --timing --batches 64,256,1024
+//! OPENBLAS_NUM_THREADS=1 mpirun -n 2 target/release/examples/data_parallel --timing --json docs/scaleout.jsonl
 //! # as root, OpenMPI also wants --allow-run-as-root; more ranks than cores, --oversubscribe
 //! ```
 
 use std::error::Error;
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -33,6 +53,8 @@ use two_layer_net::{Adam, Init, L2, Sgd, SoftmaxCrossEntropy, TwoLayerNet, accur
 
 /// The training accuracy below which the spiral run fails.
 const MIN_ACCURACY: f64 = 0.95;
+/// With --timing: about how long each allreduce size is timed, in seconds.
+const ALLREDUCE_SECONDS: f64 = 0.2;
 
 /// Data-parallel training of a two-layer network over MPI ranks.
 #[derive(Parser, Debug)]
@@ -71,9 +93,16 @@ struct Args {
     /// With --timing: the global batch sizes to time.
     #[arg(long, value_delimiter = ',', default_value = "64,256,1024,4096")]
     batches: Vec<usize>,
-    /// With --timing: steps timed per batch size (after 5 warm-up steps).
+    /// With --timing: steps timed per batch size (after 5 warm-up steps), and the least
+    /// number of calls timed per allreduce size.
     #[arg(long, default_value = "50")]
     steps: NonZeroUsize,
+    /// With --timing: the allreduce sizes to time alone, in f64 scalars (besides the step's).
+    #[arg(long, value_delimiter = ',', default_value = "1,16,256,4096,65536,1048576")]
+    sweep: Vec<NonZeroUsize>,
+    /// With --timing: append the measurements to this file as JSON lines (rank 0 writes).
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -206,6 +235,37 @@ fn per_step_us(d: std::time::Duration, steps: u64) -> f64 {
     1e6 * d.as_secs_f64() / steps.max(1) as f64
 }
 
+/// Whether OpenMPI put more ranks on this rank's node than it has cores (`mpirun
+/// --oversubscribe`): it then sets `OMPI_MCA_mpi_oversubscribe=1` in the ranks. Collective:
+/// true on every rank if it is on any.
+fn oversubscribed(world: &SimpleCommunicator) -> bool {
+    let here = std::env::var("OMPI_MCA_mpi_oversubscribe").is_ok_and(|v| v == "1");
+    let mut any = false;
+    world.all_reduce_into(&here, &mut any, SystemOperation::logical_or());
+    any
+}
+
+/// Mean seconds per `MPI_Allreduce` (sum) of `len` f64s on the slowest rank, and the number of
+/// calls timed: after 5 warm-up calls, enough for about [`ALLREDUCE_SECONDS`] (at least
+/// `min_calls`), the same number on every rank. Collective.
+fn time_allreduce(world: &SimpleCommunicator, len: usize, min_calls: usize) -> (f64, usize) {
+    let send = vec![1.0f64; len];
+    let mut recv = vec![0.0f64; len];
+    let mut calls = |n: usize| {
+        world.barrier();
+        let start = Instant::now();
+        for _ in 0..n {
+            world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
+        }
+        let (mine, mut slowest) = (start.elapsed().as_secs_f64() / n as f64, 0.0);
+        world.all_reduce_into(&mine, &mut slowest, SystemOperation::max());
+        slowest
+    };
+    let warm = calls(5);
+    let n = ((ALLREDUCE_SECONDS / warm) as usize).max(min_calls);
+    (calls(n), n)
+}
+
 /// Times steps on random data at each global batch size.
 fn timing(args: &Args, world: &SimpleCommunicator) -> Result<bool, Box<dyn Error>> {
     let [d, h, k] = args.dims[..] else {
@@ -220,34 +280,51 @@ fn timing(args: &Args, world: &SimpleCommunicator) -> Result<bool, Box<dyn Error
     let mut dp = DataParallel::new(net, world.duplicate())?;
     let (rank, size) = (dp.rank(), dp.size());
     let params = dp.net().params().len();
+    // The step's allreduce buffer: the gradient, the loss and row count, one flag per rank.
+    let scalars = params + 2 + size;
+    let oversubscribed = oversubscribed(world);
+    // Rank 0's JSON lines, written at the end: a file that cannot be written then fails rank 0
+    // alone, after every collective, so that no rank waits for it.
+    let mut records: Vec<serde_json::Value> = Vec::new();
     if rank == 0 {
         println!(
             "{size} rank(s), D,H,K = {d},{h},{k}: {params} parameters, \
              allreduce of {:.1} KiB per step (f64), \
              OPENBLAS_NUM_THREADS={}",
-            ((params + 3) * 8) as f64 / 1024.0,
+            (scalars * 8) as f64 / 1024.0,
             std::env::var("OPENBLAS_NUM_THREADS").unwrap_or_else(|_| "unset".into())
         );
+        if oversubscribed {
+            println!(
+                "oversubscribed: more ranks than cores on a node, the ranks time-share cores \
+                 (times are pessimistic, the allreduce latency most)"
+            );
+        }
     }
     let loss = SoftmaxCrossEntropy;
     let steps = args.steps.get();
 
-    // The collective alone, on a buffer of the same size, without the imbalance of a step.
-    let send = vec![1.0f64; params + 3];
-    let mut recv = vec![0.0f64; params + 3];
-    for _ in 0..5 {
-        world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
-    }
-    world.barrier();
-    let start = Instant::now();
-    for _ in 0..steps {
-        world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
-    }
-    let alone = start.elapsed().as_secs_f64() / steps as f64;
-    let mut slowest = 0.0;
-    world.all_reduce_into(&alone, &mut slowest, SystemOperation::max());
-    if rank == 0 {
-        println!("allreduce alone: {:.1} µs per call ({} scalars)", 1e6 * slowest, params + 3);
+    // The collective alone, without the imbalance of a step: on a buffer of the step's size,
+    // then on each size of the sweep.
+    let mut sizes: Vec<usize> = args.sweep.iter().map(|n| n.get()).chain([scalars]).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    for len in sizes {
+        let (secs, calls) = time_allreduce(world, len, steps);
+        if rank == 0 {
+            if len == scalars {
+                println!("allreduce alone: {:.1} µs per call ({len} scalars)", 1e6 * secs);
+            } else {
+                println!(
+                    "allreduce sweep: {:>10.1} µs per call ({len:>8} scalars, {calls} calls)",
+                    1e6 * secs
+                );
+            }
+            records.push(serde_json::json!({
+                "kind": "allreduce", "P": size, "scalars": len, "bytes": len * 8, "calls": calls,
+                "us": 1e6 * secs, "oversubscribed": oversubscribed,
+            }));
+        }
     }
     for &batch in &args.batches {
         if batch < size {
@@ -288,6 +365,13 @@ fn timing(args: &Args, world: &SimpleCommunicator) -> Result<bool, Box<dyn Error
                 1e6 * slowest,
                 batch as f64 / slowest
             );
+            records.push(serde_json::json!({
+                "kind": "step", "P": size, "D": d, "H": h, "K": k, "dtype": "f64", "batch": batch,
+                "local_rows": mine.len(), "scalars": scalars, "steps": steps, "us_step": 1e6 * slowest,
+                "us_compute": per_step_us(t.compute, t.steps),
+                "us_allreduce": per_step_us(t.allreduce, t.steps),
+                "us_update": per_step_us(t.update, t.steps), "oversubscribed": oversubscribed,
+            }));
         }
         if let Some(net) = baseline.as_mut() {
             // One process without the wrapper: the fused SGD step on the whole batch.
@@ -306,6 +390,14 @@ fn timing(args: &Args, world: &SimpleCommunicator) -> Result<bool, Box<dyn Error
                 1e6 * wall
             );
         }
+    }
+    if let (Some(path), 0) = (&args.json, rank) {
+        let append = || -> std::io::Result<()> {
+            let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+            records.iter().try_for_each(|line| writeln!(file, "{line}"))
+        };
+        append().map_err(|e| format!("cannot append to {}: {e}", path.display()))?;
+        println!("appended {} JSON lines to {}", records.len(), path.display());
     }
     Ok(true)
 }
