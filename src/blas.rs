@@ -8,12 +8,6 @@
 //! dimensions follow from that. A transpose is therefore never materialized: pass `h1.t()` and
 //! BLAS reads `h1` with `CblasTrans`. Only a view that BLAS cannot address at all (negative,
 //! zero or overlapping strides, or neither axis contiguous) is copied first.
-//!
-//! Inside a training step the same checks are made once, not per product: a [`Mat`] is a
-//! matrix already proved addressable (a batch view through [`Operand`], or a dense row-major
-//! buffer of the crate's own), and [`gemm_mat`] compares only dimensions before the call.
-//! β = 0 is passed through to OpenBLAS, whose fastest kernels for small products are the
-//! β = 0 ones on some CPUs (`net::linear_forward` has the measurements).
 
 #![allow(unsafe_code)]
 
@@ -246,6 +240,19 @@ pub(crate) fn gemm_mat<F: Gemm>(
     if m == 0 || n == 0 {
         return Ok(());
     }
+    // Where the product overwrites C (β = 0) and `overwrite` says so, C is zeroed with a
+    // memset and the product accumulated (β = 1). `c` is contiguous when its leading
+    // dimension is its width.
+    let contiguous = c.at.ld == c.dims[usize::from(c.at.order == Order::Row)];
+    let beta = if beta == F::zero() && contiguous && overwrite() == Overwrite::Accumulate {
+        // SAFETY: `c` is m×n with leading dimension n (row-major) or m (column-major), so
+        // its elements are exactly the m·n scalars from `c.ptr`, uniquely borrowed; all-zero
+        // bits are 0.0 for `f32` and `f64`.
+        unsafe { std::ptr::write_bytes(c.ptr, 0, m as usize * n as usize) };
+        F::one()
+    } else {
+        beta
+    };
     let order = c.at.order;
     let layout = match order {
         Order::Row => CBLAS_LAYOUT::CblasRowMajor,
@@ -283,6 +290,46 @@ pub(crate) fn gemm_mat<F: Gemm>(
         );
     }
     Ok(())
+}
+
+/// How this OpenBLAS best computes a product that overwrites its output, `C ← A·B` or
+/// `C ← A·B + bias`; decided once per process from the kernels it picked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Overwrite {
+    /// Write C in a pass of our own (a memset, or the bias on every row), then accumulate the
+    /// product with β = 1.
+    Accumulate,
+    /// Pass β = 0 (then add a bias in a pass after the product).
+    Beta0,
+}
+
+/// The [`Overwrite`] strategy for this process's OpenBLAS.
+///
+/// OpenBLAS applies β ≠ 1 in a pass of its own before the product, one column of C at a time,
+/// which is slow for a narrow row-major C (N×4 is N columns of 4 to it): measured here on its
+/// Haswell kernels (the ones it runs on Zen; 2-core AMD EPYC VM, OpenBLAS 0.3.21, 2 threads),
+/// the 1024×3→4→2 f32 step took 19.4–20.7 µs with [`Overwrite::Accumulate`] for every β = 0
+/// and 24.2–26.9 µs passing β = 0. On its SkylakeX kernels (also Cooperlake's and Sapphire
+/// Rapids'), small products with β = 0 go to `?gemm_small_kernel_b0_*`, about 3× faster than
+/// the general-β kernels that β = 1 takes there (issue #16, Intel Xeon: the GEMMs of the
+/// 16384×3→4→2 step, 360 → 128 µs), so there [`Overwrite::Beta0`]. Another CBLAS than
+/// OpenBLAS: `Accumulate`.
+pub(crate) fn overwrite() -> Overwrite {
+    #[cfg(feature = "openblas")]
+    {
+        static CHOICE: std::sync::OnceLock<Overwrite> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            let config = openblas_config().to_ascii_lowercase();
+            let b0_kernels = ["skylakex", "cooperlake", "sapphirerapids"];
+            if b0_kernels.iter().any(|core| config.contains(core)) {
+                Overwrite::Beta0
+            } else {
+                Overwrite::Accumulate
+            }
+        })
+    }
+    #[cfg(not(feature = "openblas"))]
+    Overwrite::Accumulate
 }
 
 /// `cblas_?gemm`'s signature, over the element type `F`.

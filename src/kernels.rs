@@ -6,24 +6,41 @@ use ndarray::ArrayView2;
 
 use crate::scalar::Scalar;
 
-/// `out[i, :] += b` for every row of the row-major `out` (N×len(b)). A short `b` is first
-/// repeated to whole rows of up to `TILE` scalars (no more than `out` holds), so that the add
-/// runs over long blocks and vectorizes even when the rows are a few scalars long.
+/// `b` repeated to whole rows of at least `LANES` scalars in `buf` (or `b` itself when it is
+/// that long), so that a loop over a row-major buffer in blocks of `tile.len()` adds a bias to
+/// many rows at once and vectorizes even when the rows are a few scalars long.
+pub(crate) fn tile<'a, F: Scalar>(b: &'a [F], buf: &'a mut [F; LANES]) -> &'a [F] {
+    if b.len() >= LANES || b.is_empty() {
+        return b;
+    }
+    let len = LANES / b.len() * b.len();
+    for row in buf[..len].chunks_exact_mut(b.len()) {
+        row.copy_from_slice(b);
+    }
+    &buf[..len]
+}
+
+/// `out[i, :] += b` for every row of the row-major `out` (N×len(b)), in blocks of [`tile`].
 pub(crate) fn bias_add<F: Scalar>(out: &mut [F], b: &[F]) {
-    let mut buf = [F::zero(); TILE];
-    let b = if b.len() >= TILE || b.is_empty() {
-        b
-    } else {
-        let len = (TILE / b.len() * b.len()).min(out.len());
-        for row in buf[..len].chunks_exact_mut(b.len()) {
-            row.copy_from_slice(b);
-        }
-        &buf[..len]
-    };
+    let mut buf = [F::zero(); LANES];
+    let b = tile(b, &mut buf);
     for block in out.chunks_mut(b.len().max(1)) {
         for (o, &v) in block.iter_mut().zip(b) {
             *o += v;
         }
+    }
+}
+
+/// `out[i, :] = b` for every row of the row-major `out` (N×len(b)): the first row, then
+/// doubling copies of what is filled, so log₂ N `memcpy` calls rather than one per (short) row.
+pub(crate) fn bias_fill<F: Scalar>(out: &mut [F], b: &[F]) {
+    let Some(first) = out.get_mut(..b.len()) else { return };
+    first.copy_from_slice(b);
+    let mut filled = b.len();
+    while filled < out.len() {
+        let more = filled.min(out.len() - filled);
+        out.copy_within(..more, filled);
+        filled += more;
     }
 }
 
@@ -48,13 +65,9 @@ pub(crate) fn bias_backward<F: Scalar>(dout: ArrayView2<'_, F>, db: &mut [F]) {
     }
 }
 
-/// Scalars of a bias tile: whole rows, so that a bias add over short rows runs in long
-/// vectorized blocks with little per-block setup.
-const TILE: usize = 256;
-
 /// Accumulators per column sum: a narrow matrix is summed in blocks of whole rows at least
 /// this long, so that its few columns do not each wait on one add chain.
-const LANES: usize = 64;
+pub(crate) const LANES: usize = 64;
 
 /// `out = Σ_rows` of a row-major buffer of `len` scalars with `out.len()` columns, where
 /// `add(acc)` adds the buffer into `acc` block by block (`for block in buf.chunks(acc.len())`,

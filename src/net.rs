@@ -14,10 +14,10 @@ use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2};
 use rand::Rng;
 
 use crate::activation::{Activation, Relu};
-use crate::blas::{Mat, MatMut, Operand, gemm, gemm_mat};
+use crate::blas::{Mat, MatMut, Operand, Overwrite, gemm, gemm_mat, overwrite};
 use crate::error::{Error, Result, blas_int, check_shape};
 use crate::init::Init;
-use crate::kernels::{MaxAbs, bias_add, bias_backward, column_sums};
+use crate::kernels::{MaxAbs, bias_add, bias_backward, bias_fill, column_sums};
 use crate::loss::{Loss, l2_backward, l2_penalty};
 use crate::optim::{Decay, Optimizer, Sgd, Slot};
 use crate::params::{Gradients, Params};
@@ -289,7 +289,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         self.ws.reserve(n, h, k)?;
         self.ws.cached = None;
         let buf = self.ws.rows(n, h, k);
-        forward_pass(&self.params, &self.activation, x, buf.y1, Some(buf.h1), buf.yhat)?;
+        forward_pass(&self.params, &self.activation, x, buf.y1, Some(buf.h1), buf.yhat, overwrite())?;
         self.ws.cached = Some(n);
         Ok(self.ws.yhat(n, k))
     }
@@ -491,7 +491,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         // From here on the workspace is overwritten: the cached forward pass is gone.
         self.ws.cached = None;
         let buf = self.ws.rows(n, h, k);
-        if !forward_pass(&self.params, &self.activation, x, buf.y1, Some(buf.h1), buf.yhat)? {
+        if !forward_pass(&self.params, &self.activation, x, buf.y1, Some(buf.h1), buf.yhat, overwrite())? {
             return Err(Error::NonFinite { what: "y1" });
         }
         let l = loss.loss_and_grad(mat(buf.yhat, n, k), target, mat_mut(buf.dyhat, n, k))?;
@@ -567,21 +567,32 @@ fn activation_backward<F: Scalar, A: Activation>(
     });
 }
 
-/// `out = A·W + b` (N×M, `b` on every row): the product alone (β = 0), then `b` added in a
-/// pass of its own.
-///
-/// β = 0 lets OpenBLAS take its fastest path: on its SkylakeX kernels, small products with
-/// β = 0 go to `?gemm_small_kernel_b0_*`, about 3× faster than the general-β kernels that
-/// seeding `b` into `out` and accumulating (β = 1) would take (issue #16, Intel Xeon: the GEMMs
-/// of the 16384×3→4→2 step, 360 → 128 µs). On its Haswell kernels (AMD EPYC here) the two
-/// ways measured within 2% of each other at 2×3→4→2 to 256×784→256→10.
-fn linear_forward<F: Scalar>(a: Mat<'_, F>, w: Mat<'_, F>, b: &[F], out: &mut [F]) -> Result<()> {
-    gemm_mat(F::one(), a, w, F::zero(), MatMut::rows(&mut *out, a.nrows(), b.len()))?;
-    bias_add(out, b);
-    Ok(())
+/// `out = A·W + b` (N×M, `b` on every row), the way this OpenBLAS does it fastest
+/// ([`Overwrite`]): `b` seeded into `out` and the product accumulated on it, or the product
+/// alone (β = 0) and `b` added after it.
+pub(super) fn linear_forward<F: Scalar>(
+    a: Mat<'_, F>,
+    w: Mat<'_, F>,
+    b: &[F],
+    out: &mut [F],
+    how: Overwrite,
+) -> Result<()> {
+    let (n, m) = (a.nrows(), b.len());
+    match how {
+        Overwrite::Accumulate => {
+            bias_fill(out, b);
+            gemm_mat(F::one(), a, w, F::one(), MatMut::rows(out, n, m))
+        }
+        Overwrite::Beta0 => {
+            gemm_mat(F::one(), a, w, F::zero(), MatMut::rows(&mut *out, n, m))?;
+            bias_add(out, b);
+            Ok(())
+        }
+    }
 }
 
-/// `Y1 = X·W1 + b1`, `H1 = f(Y1)`, `ŷ = H1·W2 + b2`, each by [`linear_forward`]; `H1` into `h1`, or over `y1` when no `h1` is given (inference keeps no `Y1`).
+/// `Y1 = X·W1 + b1`, `H1 = f(Y1)`, `ŷ = H1·W2 + b2`, each product by [`linear_forward`] with
+/// `how`; `H1` into `h1`, or over `y1` when no `h1` is given (inference keeps no `Y1`).
 /// Returns whether `Y1` is finite: with finite parameters it is exactly when `x` is (NaN or
 /// ±∞ in a row of `x` reaches every `Y1` of that row), short of overflow.
 pub(crate) fn forward_pass<F: Scalar, A: Activation>(
@@ -591,15 +602,16 @@ pub(crate) fn forward_pass<F: Scalar, A: Activation>(
     y1: &mut [F],
     mut h1: Option<&mut [F]>,
     yhat: &mut [F],
+    how: Overwrite,
 ) -> Result<bool> {
     let (n, (d, h, k)) = (x.nrows(), p.dims());
     let [w1, b1, w2, b2] = p.parts();
     let x = Operand::new("x", x)?;
     let (w1, w2) = (Mat::rows(w1, d, h), Mat::rows(w2, h, k));
-    linear_forward(x.mat(), w1, b1, y1)?; //                          Y1 = X·W1 + b1
+    linear_forward(x.mat(), w1, b1, y1, how)?; //                      Y1 = X·W1 + b1
     let y1_finite = activation_forward(f, y1, h1.as_deref_mut()); //   H1 = f(Y1)
     let h1 = Mat::rows(h1.map_or(&*y1, |h1| &*h1), n, h);
-    linear_forward(h1, w2, b2, yhat)?; //                         ŷ = H1·W2 + b2
+    linear_forward(h1, w2, b2, yhat, how)?; //                         ŷ = H1·W2 + b2
     Ok(y1_finite)
 }
 

@@ -82,6 +82,28 @@ fn the_fused_update_bound_covers_the_worst_case() {
     }
 }
 
+/// `A·W + b` both ways `linear_forward` can compute it (this machine's OpenBLAS picks one; the
+/// other is checked here), against a plain loop, in f64.
+#[test]
+fn linear_forward_is_the_same_either_way() {
+    use super::linear_forward;
+    use crate::blas::{Mat, Overwrite};
+    let (n, d, m) = (37, 11, 5);
+    let a: Vec<f64> = (0..n * d).map(|i| ((i * 7) % 13) as f64 * 0.25 - 1.5).collect();
+    let w: Vec<f64> = (0..d * m).map(|i| ((i * 5) % 11) as f64 * 0.125 - 0.6).collect();
+    let b: Vec<f64> = (0..m).map(|j| j as f64 - 2.0).collect();
+    let expected: Vec<f64> = (0..n * m)
+        .map(|i| b[i % m] + (0..d).map(|l| a[i / m * d + l] * w[l * m + i % m]).sum::<f64>())
+        .collect();
+    for how in [Overwrite::Accumulate, Overwrite::Beta0] {
+        let mut out = vec![f64::NAN; n * m];
+        linear_forward(Mat::rows(&a, n, d), Mat::rows(&w, d, m), &b, &mut out, how).unwrap();
+        for (i, (o, e)) in out.iter().zip(&expected).enumerate() {
+            assert!((o - e).abs() <= 1e-12 * e.abs().max(1.0), "{how:?} [{i}]: {o} vs {e}");
+        }
+    }
+}
+
 /// `train_step` takes the fused path where `fusion_pays` says so and the four phases
 /// elsewhere; on both sides it matches `train_step_with(Sgd)` (to rounding, bit for bit where
 /// unfused), leaves no gradients behind, and, on the fused side, a weight bound.
