@@ -306,10 +306,12 @@ pub(crate) enum Overwrite {
 /// The [`Overwrite`] strategy for this process's OpenBLAS.
 ///
 /// OpenBLAS applies β ≠ 1 in a pass of its own before the product, one column of C at a time,
-/// which is slow for a narrow row-major C (N×4 is N columns of 4 to it): measured here on its
-/// Haswell kernels (the ones it runs on Zen; 2-core AMD EPYC VM, OpenBLAS 0.3.21, 2 threads),
-/// the 1024×3→4→2 f32 step took 19.4–20.7 µs with [`Overwrite::Accumulate`] for every β = 0
-/// and 24.2–26.9 µs passing β = 0. On its SkylakeX kernels (also Cooperlake's and Sapphire
+/// which is slow for a narrow row-major C (N×4 is N columns of 4 to it). Measured on its
+/// Haswell kernels (the ones it runs on Zen; 2-core AMD EPYC VM, OpenBLAS 0.3.21, 2 threads;
+/// `step_timing`, two interleaved runs, median µs per step), [`Overwrite::Accumulate`] for
+/// every β = 0 against passing β = 0 (with the biases added after the products):
+/// 64×3→4→2 2.4/3.1 against 3.6/4.4, 1024×3→4→2 21.5/24.6 against 31.3/33.8, 16384×3→4→2
+/// 323/318 against 380/430. On its SkylakeX kernels (also Cooperlake's and Sapphire
 /// Rapids'), small products with β = 0 go to `?gemm_small_kernel_b0_*`, about 3× faster than
 /// the general-β kernels that β = 1 takes there (issue #16, Intel Xeon: the GEMMs of the
 /// 16384×3→4→2 step, 360 → 128 µs), so there [`Overwrite::Beta0`]. Another CBLAS than
