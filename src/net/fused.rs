@@ -15,13 +15,16 @@ use crate::scalar::Scalar;
 use crate::workspace::mat;
 
 impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
-    /// One training step with plain SGD at learning rate `lr`, backward and update fused:
-    /// the same result as [`train_step_with`](Self::train_step_with)`(x, target, loss, &mut
-    /// Sgd::new(lr))` up to rounding, in five GEMMs and a few passes over the batch.
+    /// One training step with plain SGD at learning rate `lr`: the same result as
+    /// [`train_step_with`](Self::train_step_with)`(x, target, loss, &mut Sgd::new(lr))` up to
+    /// rounding, in five GEMMs and a few passes over the batch.
     ///
-    /// The two weight-gradient GEMMs write `W ← (1 − lr·reg)·W − lr·Aᵀ·B` straight into the
-    /// weights (the L2 penalty's `reg·W` folded into β), so the weight gradients are never
-    /// stored: [`gradients`](Self::gradients) is [`Error::NoGradients`] after this step.
+    /// Where it pays (small batches beside wide layers: see `fusion_pays` in the source),
+    /// backward and update are fused: the two weight-gradient GEMMs write
+    /// `W ← (1 − lr·reg)·W − lr·Aᵀ·B` straight into the weights (the L2 penalty's `reg·W`
+    /// folded into β), never storing the weight gradients; elsewhere the step takes the four
+    /// phases, bit for bit `train_step_with`. Either way [`gradients`](Self::gradients) is
+    /// [`Error::NoGradients`] after this step.
     ///
     /// Errors and guarantees as for `train_step_with`: a non-finite input, loss, gradient or
     /// `lr`, or an update that would overflow, is refused before any parameter changes.
