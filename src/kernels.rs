@@ -6,24 +6,20 @@ use ndarray::ArrayView2;
 
 use crate::scalar::Scalar;
 
-/// `b` repeated to whole rows of at least `LANES` scalars in `buf` (or `b` itself when it is
-/// that long), so that a loop over a row-major buffer in blocks of `tile.len()` adds a bias to
-/// many rows at once and vectorizes even when the rows are a few scalars long.
-pub(crate) fn tile<'a, F: Scalar>(b: &'a [F], buf: &'a mut [F; LANES]) -> &'a [F] {
-    if b.len() >= LANES || b.is_empty() {
-        return b;
-    }
-    let len = LANES / b.len() * b.len();
-    for row in buf[..len].chunks_exact_mut(b.len()) {
-        row.copy_from_slice(b);
-    }
-    &buf[..len]
-}
-
-/// `out[i, :] += b` for every row of the row-major `out` (N×len(b)), in blocks of [`tile`].
+/// `out[i, :] += b` for every row of the row-major `out` (N×len(b)). A short `b` is first
+/// repeated to whole rows of at least `LANES` scalars, so that the add runs over long blocks
+/// and vectorizes even when the rows are a few scalars long.
 pub(crate) fn bias_add<F: Scalar>(out: &mut [F], b: &[F]) {
     let mut buf = [F::zero(); LANES];
-    let b = tile(b, &mut buf);
+    let b = if b.len() >= LANES || b.is_empty() {
+        b
+    } else {
+        let len = LANES / b.len() * b.len();
+        for row in buf[..len].chunks_exact_mut(b.len()) {
+            row.copy_from_slice(b);
+        }
+        &buf[..len]
+    };
     for block in out.chunks_mut(b.len().max(1)) {
         for (o, &v) in block.iter_mut().zip(b) {
             *o += v;
@@ -67,7 +63,7 @@ pub(crate) fn bias_backward<F: Scalar>(dout: ArrayView2<'_, F>, db: &mut [F]) {
 
 /// Accumulators per column sum: a narrow matrix is summed in blocks of whole rows at least
 /// this long, so that its few columns do not each wait on one add chain.
-pub(crate) const LANES: usize = 64;
+const LANES: usize = 64;
 
 /// `out = Σ_rows` of a row-major buffer of `len` scalars with `out.len()` columns, where
 /// `add(acc)` adds the buffer into `acc` block by block (`for block in buf.chunks(acc.len())`,

@@ -289,7 +289,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         self.ws.reserve(n, h, k)?;
         self.ws.cached = None;
         let buf = self.ws.rows(n, h, k);
-        forward_pass(&self.params, &self.activation, x, buf.y1, Some(buf.h1), buf.yhat, overwrite())?;
+        forward_pass(&self.params, &self.activation, x, buf.y1, Some(buf.h1), buf.yhat)?;
         self.ws.cached = Some(n);
         Ok(self.ws.yhat(n, k))
     }
@@ -491,7 +491,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         // From here on the workspace is overwritten: the cached forward pass is gone.
         self.ws.cached = None;
         let buf = self.ws.rows(n, h, k);
-        if !forward_pass(&self.params, &self.activation, x, buf.y1, Some(buf.h1), buf.yhat, overwrite())? {
+        if !forward_pass(&self.params, &self.activation, x, buf.y1, Some(buf.h1), buf.yhat)? {
             return Err(Error::NonFinite { what: "y1" });
         }
         let l = loss.loss_and_grad(mat(buf.yhat, n, k), target, mat_mut(buf.dyhat, n, k))?;
@@ -591,8 +591,9 @@ pub(super) fn linear_forward<F: Scalar>(
     }
 }
 
-/// `Y1 = X·W1 + b1`, `H1 = f(Y1)`, `ŷ = H1·W2 + b2`, each product by [`linear_forward`] with
-/// `how`; `H1` into `h1`, or over `y1` when no `h1` is given (inference keeps no `Y1`).
+/// `Y1 = X·W1 + b1`, `H1 = f(Y1)`, `ŷ = H1·W2 + b2`, each product by [`linear_forward`] as
+/// this OpenBLAS does it fastest ([`overwrite`]); `H1` into `h1`, or over `y1` when no `h1`
+/// is given (inference keeps no `Y1`).
 /// Returns whether `Y1` is finite: with finite parameters it is exactly when `x` is (NaN or
 /// ±∞ in a row of `x` reaches every `Y1` of that row), short of overflow.
 pub(crate) fn forward_pass<F: Scalar, A: Activation>(
@@ -602,9 +603,8 @@ pub(crate) fn forward_pass<F: Scalar, A: Activation>(
     y1: &mut [F],
     mut h1: Option<&mut [F]>,
     yhat: &mut [F],
-    how: Overwrite,
 ) -> Result<bool> {
-    let (n, (d, h, k)) = (x.nrows(), p.dims());
+    let (n, (d, h, k), how) = (x.nrows(), p.dims(), overwrite());
     let [w1, b1, w2, b2] = p.parts();
     let x = Operand::new("x", x)?;
     let (w1, w2) = (Mat::rows(w1, d, h), Mat::rows(w2, h, k));

@@ -6,7 +6,6 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use super::{TwoLayerNet, forward_pass};
 use crate::activation::Activation;
-use crate::blas::overwrite;
 use crate::error::{Result, check_shape};
 use crate::loss::Loss;
 use crate::scalar::Scalar;
@@ -150,7 +149,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         let n = self.batch_rows(&x)?;
         let (_, h, k) = self.params.dims();
         let rows = scratch.rows(n, h, k, dyhat)?;
-        forward_pass(&self.params, &self.activation, x, rows.h1, None, rows.yhat, overwrite())?;
+        forward_pass(&self.params, &self.activation, x, rows.h1, None, rows.yhat)?;
         Ok((mat(rows.yhat, n, k), rows.dyhat))
     }
 }
