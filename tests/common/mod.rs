@@ -239,6 +239,19 @@ pub fn forward(p: &RefParams, x: ArrayView2<'_, f64>, f: &dyn Fn(f64) -> f64) ->
     RefForward { y1, h1, yhat }
 }
 
+/// How far two f64 forward passes of a 1-Lipschitz activation (ReLU, tanh, …) through `p` may
+/// differ, entry by entry, when each sums its products in another order (another BLAS
+/// kernel, batch size or thread split): each sum of `n` terms is within `γₙ·Σ|terms|` of the
+/// exact one (`γₙ ≈ n·u`, `u = ε/2`, whatever the order, FMA or blocking), the hidden layer's
+/// error passes through `|W2|`, so each pass is within `(D+1 + H+1)·u·B` of the exact output,
+/// where `B = (|X|·|W1| + |b1|)·|W2| + |b2|`; two passes, twice that.
+pub fn reordering_bound(p: &RefParams, x: ArrayView2<'_, f64>) -> Array2<f64> {
+    let abs = RefParams { w1: p.w1.abs(), b1: p.b1.abs(), w2: p.w2.abs(), b2: p.b2.abs() };
+    let (d, h, _) = p.dims();
+    let terms = (d + 1 + h + 1) as f64;
+    forward(&abs, x.abs().view(), &|y| y).yhat * (terms * f64::EPSILON)
+}
+
 /// `L = (1/N)·Σᵢⱼ (ŷ − y)²` and `dŷ = (2/N)(ŷ − y)`.
 pub fn mse(yhat: ArrayView2<'_, f64>, y: ArrayView2<'_, f64>) -> (f64, Array2<f64>) {
     assert_eq!(yhat.dim(), y.dim());
