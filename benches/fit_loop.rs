@@ -69,5 +69,11 @@ fn fit_loop(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, fit_loop);
+/// What runs, then the loop's benchmarks.
+fn with_blas_info(c: &mut Criterion) {
+    eprintln!("benches/fit_loop: BLAS {}", two_layer_net::blas_info());
+    fit_loop(c);
+}
+
+criterion_group!(benches, with_blas_info);
 criterion_main!(benches);

@@ -14,8 +14,6 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use two_layer_net::{num_threads, openblas_config};
-
 mod common;
 use common::{Gemms, Shape, problem};
 
@@ -32,7 +30,7 @@ const SHAPES: [(usize, usize, usize, usize, usize); 7] = [
 
 fn main() {
     let smoke = std::env::args().any(|a| a == "--test");
-    eprintln!("benches/forward_ratio: {}, {} threads", openblas_config(), num_threads());
+    eprintln!("benches/forward_ratio: BLAS {}", two_layer_net::blas_info());
     println!(
         "{:>22}  {:>21}  {:>21}  {:>13}",
         "f32 DxHxK/N", "forward min/med µs", "gemms min/med µs", "ratio min/med"

@@ -45,6 +45,7 @@ fn run(net: &TwoLayerNet<f32>, x: &Array2<f32>, threads: usize, calls: u64, iter
 }
 
 fn shared_inference(c: &mut Criterion) {
+    eprintln!("benches/shared_inference: BLAS {}", two_layer_net::blas_info());
     let net = TwoLayerNet::<f32>::with_init(D, H, K, Init::He, &mut StdRng::seed_from_u64(0)).unwrap();
     let x = Array2::from_shape_fn((N, D), |(i, j)| ((i * 31 + j * 7) % 17) as f32 / 17.0 - 0.5);
     let mut group = c.benchmark_group(format!("shared_inference/{D}x{H}x{K}/N={N}"));

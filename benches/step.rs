@@ -57,7 +57,7 @@ use std::time::{Duration, SystemTime};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
-use two_layer_net::{Mse, Scalar, num_threads, openblas_config};
+use two_layer_net::{Mse, Scalar};
 
 mod common;
 use common::{Cblas, Gemms, Shape, problem};
@@ -179,7 +179,7 @@ fn forward_gemm_only<F: Cblas>(g: &mut BenchmarkGroup<'_, WallTime>, id: Benchma
 }
 
 fn main() {
-    eprintln!("benches/step: {}, {} threads", openblas_config(), num_threads());
+    eprintln!("benches/step: BLAS {}", two_layer_net::blas_info());
     let home = criterion_home();
     let mut c = Criterion::default().configure_from_args();
     let mut rows = Vec::new();

@@ -81,6 +81,7 @@ fn data(args: &Args) -> Result<(Data, Data, &'static str), Box<dyn Error>> {
 
 fn main() -> Result<ExitCode, Box<dyn Error>> {
     let args = Args::parse();
+    println!("BLAS: {}", two_layer_net::blas_info());
     let ((x_all, y_all), (x_test, y_test), name) = data(&args)?;
     // A validation set for early stopping, cut off the training part (the test part is never
     // looked at until the end).

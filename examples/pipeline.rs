@@ -102,6 +102,7 @@ fn data() -> (Array2<f64>, Array1<usize>) {
 }
 
 fn main() -> Result<ExitCode, Box<dyn Error>> {
+    println!("BLAS: {}", two_layer_net::blas_info());
     let data = data();
     let dir = std::path::Path::new("target/pipeline");
     std::fs::create_dir_all(dir)?;

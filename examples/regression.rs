@@ -57,6 +57,7 @@ struct Args {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
+    println!("BLAS: {}", two_layer_net::blas_info());
     let args = Args::parse();
     let hidden = args.hidden.get();
 

@@ -12,6 +12,7 @@ use rand_distr::{Distribution, StandardNormal};
 use two_layer_net::{GradCheck, Loss, Mse, TwoLayerNet, check_gradients};
 
 fn main() -> Result<(), two_layer_net::Error> {
+    println!("BLAS: {}", two_layer_net::blas_info());
     let (n, d, h, k) = (2, 3, 4, 2);
     let (lr, steps) = (1e-2, 25);
     let mut rng = StdRng::seed_from_u64(0);

@@ -76,6 +76,7 @@ struct Args {
 }
 
 fn main() -> Result<ExitCode, Box<dyn Error>> {
+    println!("BLAS: {}", two_layer_net::blas_info());
     let args = Args::parse();
     let (hidden, steps) = (args.hidden.get(), args.steps.get());
 

@@ -244,6 +244,8 @@ fn main() -> ExitCode {
         }
     };
     set_num_threads(a.threads);
+    // What runs, on stderr: stdout is the harness's one JSON line.
+    eprintln!("step_timing: BLAS {}", two_layer_net::blas_info());
     let timing = if a.f64 { time_step::<f64>(&a) } else { time_step::<f32>(&a) };
     let t = match timing {
         Ok(t) => t,

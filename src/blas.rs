@@ -377,6 +377,7 @@ mod openblas {
         fn openblas_set_num_threads(n: c_int);
         fn openblas_get_num_threads() -> c_int;
         fn openblas_get_config() -> *const c_char;
+        fn openblas_get_corename() -> *const c_char;
     }
 
     /// Sets the number of threads OpenBLAS uses for one GEMM (process-wide; `n` is clamped to
@@ -404,8 +405,18 @@ mod openblas {
         let s = unsafe { CStr::from_ptr(openblas_get_config()) };
         s.to_string_lossy().trim().to_owned()
     }
+
+    /// The kernel set OpenBLAS runs (`"Cooperlake"`, `"Haswell"`, `"Prescott"` …): chosen
+    /// once when the library loaded, from the CPU or from `OPENBLAS_CORETYPE`.
+    pub(crate) fn openblas_corename() -> String {
+        // SAFETY: OpenBLAS returns a pointer to a static NUL-terminated string.
+        let s = unsafe { CStr::from_ptr(openblas_get_corename()) };
+        s.to_string_lossy().trim().to_owned()
+    }
 }
 
+#[cfg(feature = "openblas")]
+pub(crate) use openblas::openblas_corename;
 #[cfg(feature = "openblas")]
 pub use openblas::{num_threads, openblas_config, set_num_threads};
 

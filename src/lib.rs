@@ -91,6 +91,7 @@ extern crate openblas_src;
 
 mod activation;
 mod blas;
+mod blas_info;
 mod checkpoint;
 pub mod datasets;
 mod durable;
@@ -117,6 +118,7 @@ pub use workspace::Scratch;
 pub use activation::{Activation, Identity, LeakyRelu, Relu, Sigmoid, Tanh};
 #[cfg(feature = "openblas")]
 pub use blas::{num_threads, openblas_config, set_num_threads};
+pub use blas_info::{BlasInfo, CpuFeatures, Fallback, Isa, blas_info};
 pub use checkpoint::{CheckpointError, from_bytes, from_bytes_with, load, load_with, save, to_bytes};
 pub use error::{Error, Result, Shape};
 pub use gradcheck::{GradCheck, GradCheckReport, check_gradients};

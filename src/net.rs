@@ -117,6 +117,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// The network holding `params` (dimensions already checked by [`Params::zeros`]), with
     /// fresh gradients and an empty workspace.
     pub(crate) fn from_parts(params: Params<F>, activation: A) -> Result<Self> {
+        crate::blas_info::warn_once_if_fallback();
         let (d, h, k) = params.dims();
         Ok(TwoLayerNet {
             grads: Params::zeros(d, h, k)?,
