@@ -244,7 +244,8 @@ pub(crate) fn gemm_mat<F: Gemm>(
     // memset and the product accumulated (β = 1). `c` is contiguous when its leading
     // dimension is its width.
     let contiguous = c.at.ld == c.dims[usize::from(c.at.order == Order::Row)];
-    let beta = if beta == F::zero() && contiguous && overwrite() == Overwrite::Accumulate {
+    let accumulate = || overwrite(m as usize, n as usize, k as usize) == Overwrite::Accumulate;
+    let beta = if beta == F::zero() && contiguous && accumulate() {
         // SAFETY: `c` is m×n with leading dimension n (row-major) or m (column-major), so
         // its elements are exactly the m·n scalars from `c.ptr`, uniquely borrowed; all-zero
         // bits are 0.0 for `f32` and `f64`.
@@ -303,35 +304,56 @@ pub(crate) enum Overwrite {
     Beta0,
 }
 
-/// The [`Overwrite`] strategy for this process's OpenBLAS.
+/// The [`Overwrite`] strategy for an m×k by k×n product on this process's OpenBLAS.
 ///
 /// OpenBLAS applies β ≠ 1 in a pass of its own before the product, one column of C at a time,
-/// which is slow for a narrow row-major C (N×4 is N columns of 4 to it). Measured on its
-/// Haswell kernels (the ones it runs on Zen; 2-core AMD EPYC VM, OpenBLAS 0.3.21, 2 threads;
-/// `step_timing`, two interleaved runs, median µs per step), [`Overwrite::Accumulate`] for
-/// every β = 0 against passing β = 0 (with the biases added after the products):
-/// 64×3→4→2 2.4/3.1 against 3.6/4.4, 1024×3→4→2 21.5/24.6 against 31.3/33.8, 16384×3→4→2
-/// 323/318 against 380/430. On its SkylakeX kernels (also Cooperlake's and Sapphire
-/// Rapids'), small products with β = 0 go to `?gemm_small_kernel_b0_*`, about 3× faster than
-/// the general-β kernels that β = 1 takes there (issue #16, Intel Xeon: the GEMMs of the
-/// 16384×3→4→2 step, 360 → 128 µs), so there [`Overwrite::Beta0`]. Another CBLAS than
-/// OpenBLAS: `Accumulate`.
-pub(crate) fn overwrite() -> Overwrite {
+/// which is slow for a narrow row-major C (N×4 is N columns of 4 to it). So on most kernel
+/// families [`Overwrite::Accumulate`]. Their SkylakeX kernels (also Cooperlake's and Sapphire
+/// Rapids') send small products with β = 0 to `?gemm_small_kernel_b0_*`, about 2× faster than
+/// the general-β path β = 1 takes there, except for the tiniest products, where the separate
+/// bias pass costs more than the kernel saves: there [`Overwrite::Beta0`] from
+/// [`BETA0_MIN_WORK`] multiply-adds up.
+///
+/// Measured by forcing each strategy, `step_timing` (one OpenBLAS thread, 3 interleaved
+/// rounds; 2-core AMD EPYC Zen 4, OpenBLAS 0.3.21), median µs per step Accumulate against
+/// Beta0, and their ratio:
+///
+/// | kernel | f64 2×3→4→2 | f32 64×3→4→2 | f32 1024×3→4→2 | f32 16384×3→4→2 | f32 32×784→256→10 |
+/// | --- | --- | --- | --- | --- | --- |
+/// | Cooperlake (this CPU's) | 0.56 / 0.67 (1.21) | 2.55 / 1.57 (0.62) | 26.2 / 12.2 (0.42) | 417 / 183 (0.45) | 414 / 445 (1.07) |
+/// | Haswell | 0.89 / 1.11 (1.25) | 1.63 / 2.16 (1.18) | 17.6 / 18.4 (1.13) | 342 / 353 (1.03) | |
+/// | Sandybridge | | | | 487 / 551 (1.14) | 560 / 565 (1.01) |
+/// | Prescott | 0.86 / 1.06 (1.24) | 2.54 / 3.23 (1.29) | 25.3 / 29.4 (1.17) | 274 / 347 (1.24) | 719 / 871 (1.21) |
+///
+/// and on Cooperlake and SkylakeX kernels by batch at 3→4→2: N = 2 1.19–1.28, N = 8 and 16
+/// 0.92–1.08 (a tie), N = 32 0.63–0.83, N = 128 0.56–0.71; at 784→256→10, N = 1 0.85–0.89.
+/// Another CBLAS than OpenBLAS: `Accumulate`.
+pub(crate) fn overwrite(m: usize, n: usize, k: usize) -> Overwrite {
+    overwrite_on(b0_kernels(), m, n, k)
+}
+
+/// [`overwrite`] on kernels with (`b0_kernels`) or without fast β = 0 small-matrix paths.
+fn overwrite_on(b0_kernels: bool, m: usize, n: usize, k: usize) -> Overwrite {
+    let work = m.saturating_mul(n).saturating_mul(k);
+    if b0_kernels && work >= BETA0_MIN_WORK { Overwrite::Beta0 } else { Overwrite::Accumulate }
+}
+
+/// The products (m·n·k multiply-adds) from which β = 0 pays on SkylakeX-family kernels: the
+/// reference note's N = 2 step (every product ≤ 24) stays below, N = 32 (≥ 256) above.
+const BETA0_MIN_WORK: usize = 128;
+
+/// Whether this OpenBLAS runs kernels with fast β = 0 small-matrix paths (decided once).
+fn b0_kernels() -> bool {
     #[cfg(feature = "openblas")]
     {
-        static CHOICE: std::sync::OnceLock<Overwrite> = std::sync::OnceLock::new();
-        *CHOICE.get_or_init(|| {
-            let config = openblas_config().to_ascii_lowercase();
-            let b0_kernels = ["skylakex", "cooperlake", "sapphirerapids"];
-            if b0_kernels.iter().any(|core| config.contains(core)) {
-                Overwrite::Beta0
-            } else {
-                Overwrite::Accumulate
-            }
+        static B0: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *B0.get_or_init(|| {
+            let core = openblas::openblas_corename().to_ascii_lowercase();
+            ["skylakex", "cooperlake", "sapphirerapids"].contains(&core.as_str())
         })
     }
     #[cfg(not(feature = "openblas"))]
-    Overwrite::Accumulate
+    false
 }
 
 /// `cblas_?gemm`'s signature, over the element type `F`.

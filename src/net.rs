@@ -605,14 +605,14 @@ pub(crate) fn forward_pass<F: Scalar, A: Activation>(
     mut h1: Option<&mut [F]>,
     yhat: &mut [F],
 ) -> Result<bool> {
-    let (n, (d, h, k), how) = (x.nrows(), p.dims(), overwrite());
+    let (n, (d, h, k)) = (x.nrows(), p.dims());
     let [w1, b1, w2, b2] = p.parts();
     let x = Operand::new("x", x)?;
     let (w1, w2) = (Mat::rows(w1, d, h), Mat::rows(w2, h, k));
-    linear_forward(x.mat(), w1, b1, y1, how)?; //                      Y1 = X·W1 + b1
+    linear_forward(x.mat(), w1, b1, y1, overwrite(n, h, d))?; //       Y1 = X·W1 + b1
     let y1_finite = activation_forward(f, y1, h1.as_deref_mut()); //   H1 = f(Y1)
     let h1 = Mat::rows(h1.map_or(&*y1, |h1| &*h1), n, h);
-    linear_forward(h1, w2, b2, yhat, how)?; //                         ŷ = H1·W2 + b2
+    linear_forward(h1, w2, b2, yhat, overwrite(n, k, h))?; //          ŷ = H1·W2 + b2
     Ok(y1_finite)
 }
 

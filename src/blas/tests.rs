@@ -614,3 +614,20 @@ fn addressing_rejects_broadcast_negative_and_overlapping_strides() {
         assert_eq!(addressing(4, 3, &[2, 1], prefer), None);
     }
 }
+
+/// β = 0 only on kernels with fast β = 0 small-matrix paths, and there only from
+/// `BETA0_MIN_WORK` multiply-adds up: the reference note's N = 2 products stay on memset +
+/// β = 1, where the measurements found it faster on every family.
+#[test]
+fn overwrite_takes_beta0_only_where_it_was_measured_faster() {
+    use super::{Overwrite, overwrite_on};
+    // The N = 2 step of 3→4→2: X·W1 (2×3·3×4), H1ᵀ·dŷ (4×2·2×2), Xᵀ·dY1 (3×2·2×4).
+    for (m, n, k) in [(2, 4, 3), (2, 2, 4), (4, 2, 2), (3, 4, 2), (2, 4, 2)] {
+        assert_eq!(overwrite_on(true, m, n, k), Overwrite::Accumulate, "{m}x{n}x{k}");
+    }
+    // N = 32 at 3→4→2, and 784→256→10 at N = 1.
+    for (m, n, k) in [(32, 4, 3), (32, 2, 4), (1, 256, 784), (usize::MAX, usize::MAX, 2)] {
+        assert_eq!(overwrite_on(true, m, n, k), Overwrite::Beta0, "{m}x{n}x{k}");
+        assert_eq!(overwrite_on(false, m, n, k), Overwrite::Accumulate, "{m}x{n}x{k}");
+    }
+}
