@@ -409,5 +409,7 @@ mod openblas {
 #[cfg(feature = "openblas")]
 pub use openblas::{num_threads, openblas_config, set_num_threads};
 
+pub(crate) mod simd;
+
 #[cfg(test)]
 pub(crate) mod tests;
