@@ -415,12 +415,16 @@ impl<F: Scalar, R: Rule<F, S>, const S: usize> crate::blas::simd::Kernel for Pas
         for (i, slot) in slots.iter().enumerate() {
             let state = states.get(i);
             let c = rule.constants(state.map_or(0, |s| s.step) + 1);
-            let zero = Extent { abs_sum: 0.0, min: 0.0 };
-            let e = Extents {
+            // A plain loop, not `array::from_fn`, whose closure may stay out of line and so
+            // out of the wide-vector build.
+            let mut e = Extents {
                 theta: extent(slot.params),
                 grad: extent(slot.grads),
-                state: std::array::from_fn(|j| state.map_or(zero, |s| extent(&s.buffers[j]))),
+                state: [Extent { abs_sum: 0.0, min: 0.0 }; S],
             };
+            for (e, buf) in e.state.iter_mut().zip(state.iter().flat_map(|s| &s.buffers)) {
+                *e = extent(buf);
+            }
             proven &= rule.proves_finite(&c, &e);
         }
         if !proven {
