@@ -15,13 +15,17 @@ pub(crate) trait Kernel {
     fn run(self) -> Self::Output;
 }
 
-/// `f.run()`, compiled for AVX-512F where the CPU has it, else for AVX2, else as built.
+/// `f.run()`, compiled for AVX-512 (F, DQ, VL) where the CPU has it, else for AVX2, else as
+/// built.
 #[inline(always)]
 pub(crate) fn widest<K: Kernel>(f: K) -> K::Output {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F, checked just above.
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU has AVX-512 F, DQ and VL, checked just above.
             return unsafe { avx512(f) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -33,7 +37,8 @@ pub(crate) fn widest<K: Kernel>(f: K) -> K::Output {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+// DQ and VL as well: without DQ, a float AND (`|x|`) on 512-bit registers is split in two.
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
 unsafe fn avx512<K: Kernel>(f: K) -> K::Output {
     f.run()
 }
