@@ -348,9 +348,11 @@ enum Pass {
 ///
 /// So a refused step writes nothing, and a step that writes computes each rule once. The
 /// pre-pass reads what the write pass reads again: on buffers in cache that costs little
-/// beside the rule's arithmetic; on buffers streaming from memory it is 4 more streams over
-/// Adam's 7 (see `benches/optim.rs`). Keeping a copy to roll back from instead would cost
-/// about as much in cache and more from memory (3 streams written, 3 read back).
+/// beside Adam's arithmetic (not beside SGD's, which is as cheap as the pre-pass); on
+/// buffers streaming from memory it is 4 more streams over Adam's 7. One pass that keeps a
+/// copy to roll back from instead (3 streams more written) measured slower in cache (1.47×
+/// against 1.26× the plain Adam loop at 4.8k parameters, `benches/optim.rs`) and about the
+/// same from memory (1.6–2.7× either way at 4.2M, the order changing between runs).
 fn update<F: Scalar, R: Rule<F, S>, const S: usize>(
     slots: &mut [Slot<'_, F>],
     states: &mut Vec<SlotState<F>>,
