@@ -132,7 +132,7 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
     let secs = start.elapsed().as_secs_f64();
     let best = trainer.best().map_or(0, |(epoch, _)| epoch);
     println!(
-        "{} epochs in {secs:.2} s{}; the best validation loss at epoch {}",
+        "{} epochs in {secs:.3} s{}; the best validation loss at epoch {}",
         history.len(),
         if trainer.stopped_early() { " (stopped early)" } else { "" },
         best + 1

@@ -442,5 +442,7 @@ pub(crate) use openblas::openblas_corename;
 #[cfg(feature = "openblas")]
 pub use openblas::{num_threads, openblas_config, set_num_threads};
 
+pub(crate) mod simd;
+
 #[cfg(test)]
 pub(crate) mod tests;

@@ -72,7 +72,7 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     pub fn predict_classes(&self, x: ArrayView2<'_, F>) -> Result<Array1<usize>> {
         let mut scratch = Scratch::new();
         let yhat = self.forward_with(x, &mut scratch)?;
-        Ok(yhat.rows().into_iter().map(argmax).collect())
+        Ok(yhat.rows().into_iter().map(|r| argmax(r.iter().copied())).collect())
     }
 
     /// The fraction of rows of `x` whose largest output is the label: the network as a
@@ -154,17 +154,27 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     }
 }
 
-/// How many rows of `yhat` have their largest output at the row's label.
+/// How many rows of `yhat` have their largest output at the row's label. A dense `yhat` (the
+/// workspace's, always) is read row by row as slices: through ndarray's row views and
+/// indexing, this took 8% of the digits example (issue #22).
 pub(crate) fn count_correct<F: Scalar>(yhat: ArrayView2<'_, F>, labels: ArrayView1<'_, usize>) -> usize {
-    yhat.rows().into_iter().zip(labels).filter(|&(ref r, &c)| argmax(r.view()) == c).count()
+    match yhat.as_slice() {
+        Some(s) if yhat.ncols() > 0 => {
+            s.chunks_exact(yhat.ncols()).zip(labels).filter(|&(r, &c)| argmax(r.iter().copied()) == c).count()
+        }
+        _ => yhat.rows().into_iter().zip(labels).filter(|(r, c)| argmax(r.iter().copied()) == **c).count(),
+    }
 }
 
-/// The index of the largest entry (the first of ties; NaN never wins).
-pub(crate) fn argmax<F: Scalar>(row: ArrayView1<'_, F>) -> usize {
+/// The index of the largest entry of `row` (the first of ties; NaN never wins, unless it is
+/// the first entry; 0 for an empty row).
+pub(crate) fn argmax<F: Scalar>(row: impl IntoIterator<Item = F>) -> usize {
+    let mut row = row.into_iter();
+    let Some(mut top) = row.next() else { return 0 };
     let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
+    for (i, v) in row.enumerate() {
+        if v > top {
+            (best, top) = (i + 1, v);
         }
     }
     best
