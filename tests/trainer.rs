@@ -243,6 +243,32 @@ fn stratified_split_keeps_class_proportions_and_is_seeded() {
     assert!(split(x.view(), y.view(), f64::NAN, 1).is_err());
 }
 
+/// Labels far apart (2⁴⁰, `usize::MAX`) split as quickly and correctly as 0, 1, 2: the
+/// classes are the labels present, not every number up to the largest (which hung at 2⁴⁰
+/// and wrapped the class count to 0 at `usize::MAX`).
+#[test]
+fn stratified_split_takes_any_label_values() {
+    use two_layer_net::split_stratified;
+    let x = Array2::from_shape_fn((9, 2), |(i, j)| (i * 2 + j) as f64);
+    for big in [1usize << 40, usize::MAX] {
+        let labels = Array1::from(vec![0, big, 0, big, 0, big, 7, 7, 0]);
+        let ((xt, yt), (xv, yv)) = split_stratified(x.view(), labels.view(), 0.5, 3).unwrap();
+        assert_eq!(xt.nrows() + xv.nrows(), 9);
+        // round(0.5·n_c) of each class held out: 2 of the four 0s, 2 of the three `big`s
+        // (round half away from zero), 1 of the two 7s.
+        for (class, held) in [(0, 2), (big, 2), (7, 1)] {
+            assert_eq!(yv.iter().filter(|&&l| l == class).count(), held, "class {class}");
+        }
+        // Every row lands on one side with its own features.
+        for (xs, ys) in [(&xt, &yt), (&xv, &yv)] {
+            for (row, &label) in xs.rows().into_iter().zip(ys) {
+                let i = (row[0] / 2.0) as usize;
+                assert_eq!(labels[i], label);
+            }
+        }
+    }
+}
+
 /// A schedule sets the rate of every step from the base rate; a run cut into calls, or saved
 /// and restored, gets the same rates.
 #[test]
