@@ -51,8 +51,9 @@ pub enum Error {
     /// step that sees one is refused before it changes any parameter.
     NonFinite {
         /// What was not finite: `"y1"` (`X·W1 + b1`: NaN/Inf in `x`, or overflow), `"loss"`,
-        /// `"gradient"`, `"lr"`, `"yhat"`, or `"update"` (an SGD step that would overflow a
-        /// finite parameter to ±∞).
+        /// `"gradient"`, `"lr"`, `"yhat"`, `"update"` (an SGD step that would overflow a
+        /// finite parameter to ±∞), or `"validation x"` / `"validation targets"` (a
+        /// validation set given to [`Trainer::fit`](crate::Trainer::fit)).
         what: &'static str,
     },
     /// A class label is not below the number of classes K.

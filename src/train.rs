@@ -35,6 +35,11 @@ pub trait Targets<F: Scalar, L: Loss<F>> {
     /// ([`Loss::check_target`] over the whole set), before training starts.
     fn check(&self, loss: &L, outputs: usize) -> Result<()>;
 
+    /// Whether every target is a finite number (class labels always are).
+    fn all_finite(&self) -> bool {
+        true
+    }
+
     /// Storage for batches of up to `rows` examples.
     fn batch(&self, rows: usize) -> Self::Batch;
 
@@ -68,6 +73,9 @@ where
     }
     fn check(&self, loss: &L, outputs: usize) -> Result<()> {
         loss.check_target([self.nrows(), outputs], self.view())
+    }
+    fn all_finite(&self) -> bool {
+        self.iter().all(|v| v.is_finite())
     }
     fn batch(&self, rows: usize) -> Array2<F> {
         Array2::zeros((rows, self.ncols()))
@@ -390,8 +398,12 @@ impl<S: Schedule> Trainer<S> {
 
     /// Puts back the position [`save`](Self::save) recorded.
     ///
-    /// Errors: [`CheckpointError::Entry`] if an entry is missing or not a number, or the
-    /// recorded seed is not this loop's (the run would not go on as it was).
+    /// Errors: [`CheckpointError::Entry`] if an entry is missing or not a number, the base rate
+    /// is not finite and ≥ 0, the best figure is not finite, the best epoch is not one before
+    /// `loop.epoch` (with at most as many waits after it), or the recorded seed is not this
+    /// loop's (the run would not go on as it was); [`CheckpointError::Shape`] if
+    /// `loop.best_params` is not a vector. That vector's length is checked against the network
+    /// by [`fit`](Self::fit), before any step.
     pub fn restore<F: Scalar>(&mut self, state: &TrainingState<F>) -> Result<(), CheckpointError> {
         let number = |key: &str| -> Result<u64, CheckpointError> {
             let found = state.loop_state().get(key);
@@ -414,29 +426,47 @@ impl<S: Schedule> Trainer<S> {
             expected: "an epoch count".into(),
             found: Some(epoch.to_string()),
         })?;
-        let best = match state.loop_state().get("best.value") {
-            None => None,
-            Some(value) => Some(Best {
-                value: value.parse().map_err(|_| CheckpointError::Entry {
-                    name: "loop.best.value".into(),
-                    expected: "a number".into(),
-                    found: Some(value.clone()),
-                })?,
-                epoch: number("best.epoch")? as usize,
-                wait: number("best.wait")? as usize,
-                params: state
-                    .tensor("loop.best_params")
-                    .map_or(Vec::new(), |(_, v)| v.iter().map(|x| x.as_f64()).collect()),
-            }),
+        // A figure recorded as text: a number, finite, and in `range` (the rule as `expected`).
+        let real = |key: &str, expected: &str, ok: fn(f64) -> bool| -> Result<Option<f64>, CheckpointError> {
+            let Some(text) = state.loop_state().get(key) else { return Ok(None) };
+            match text.parse::<f64>() {
+                Ok(v) if ok(v) => Ok(Some(v)),
+                _ => Err(CheckpointError::Entry {
+                    name: format!("loop.{key}"),
+                    expected: expected.into(),
+                    found: Some(text.clone()),
+                }),
+            }
         };
-        let base_lr = match state.loop_state().get("base_lr") {
+        let best = match real("best.value", "a finite number", f64::is_finite)? {
             None => None,
-            Some(v) => Some(v.parse().map_err(|_| CheckpointError::Entry {
-                name: "loop.base_lr".into(),
-                expected: "a number".into(),
-                found: Some(v.clone()),
-            })?),
+            Some(value) => {
+                let (best_epoch, wait) = (number("best.epoch")?, number("best.wait")?);
+                // The best epoch is a completed one, and every epoch after it either beat
+                // it or added one to `wait`.
+                if best_epoch >= epoch as u64 || wait > epoch as u64 - best_epoch - 1 {
+                    return Err(CheckpointError::Entry {
+                        name: "loop.best.epoch".into(),
+                        expected: format!("an epoch before {epoch}, with at most as many waits after it"),
+                        found: Some(format!("{best_epoch} (wait {wait})")),
+                    });
+                }
+                let params = match state.tensor("loop.best_params") {
+                    None => Vec::new(),
+                    Some((shape, _)) if shape.len() != 1 => {
+                        return Err(CheckpointError::Shape {
+                            tensor: "loop.best_params".into(),
+                            expected: vec![shape.iter().product()],
+                            found: shape.to_vec(),
+                        });
+                    }
+                    Some((_, v)) => v.iter().map(|x| x.as_f64()).collect(),
+                };
+                // Both fit `usize`: `best_epoch < epoch`, which is a `usize`.
+                Some(Best { value, epoch: best_epoch as usize, wait: wait as usize, params })
+            }
         };
+        let base_lr = real("base_lr", "a finite rate ≥ 0", |v| v.is_finite() && v >= 0.0)?;
         (self.epoch, self.step, self.best, self.base_lr) = (epoch, step, best, base_lr);
         Ok(())
     }
@@ -452,7 +482,10 @@ impl<S: Schedule> Trainer<S> {
     /// Buffers for a batch are allocated once per call, before the first epoch; nothing is
     /// allocated in proportion to `epochs`.
     ///
-    /// Errors: shape and target errors (a label ≥ K, say) before any step; a step that fails
+    /// Errors: shape and target errors (a label ≥ K, say) before any step, and so for the
+    /// validation set [`Error::NonFinite`] (`"validation x"`, `"validation targets"`) for a NaN
+    /// or infinite value; [`Error::ShapeMismatch`] (`"loop.best_params"`) if a restored best
+    /// epoch's parameters are not the size of `net`'s; a step that fails
     /// (e.g. a non-finite loss) stops the loop with [`Error::Training`] naming the epoch and
     /// step, the parameters left as the last good step made them (and the epoch not counted);
     /// [`Error::Empty`] for no rows in `x` (`"x"`), a `batch_size` of 0, a validation set of no
@@ -494,6 +527,21 @@ impl<S: Schedule> Trainer<S> {
                 return Err(Error::Empty { operand: "validation", actual: [0, net.input_dim()] });
             }
             tv.check(loss, net.output_dim())?;
+            // The validation set is only read after an epoch has trained: a NaN there would
+            // make every validation figure NaN (and early stopping roll back to epoch 0), so
+            // it is refused before the first step.
+            if !xv.iter().all(|v| v.is_finite()) {
+                return Err(Error::NonFinite { what: "validation x" });
+            }
+            if !tv.all_finite() {
+                return Err(Error::NonFinite { what: "validation targets" });
+            }
+        }
+        if let Some(best) = &self.best
+            && !best.params.is_empty()
+        {
+            // Restored from a state that may hold another network's parameters.
+            check_shape("loop.best_params", [1, best.params.len()], [1, net.params().len()])?;
         }
         let watches_validation = self.early_stopping.is_some_and(|e| e.monitor != Monitor::Loss);
         if watches_validation && validation.is_none() {

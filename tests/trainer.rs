@@ -141,6 +141,113 @@ fn a_loops_position_round_trips_through_a_training_state() {
     ));
 }
 
+/// A loop state is checked where it enters: a best epoch's parameters of another network's
+/// size are refused by `fit` before any step (they were zipped into the network when early
+/// stopping fired), and `restore` refuses a NaN base rate or best figure, a best epoch that
+/// is not a completed one, and best parameters that are not a vector.
+#[test]
+fn a_loop_state_that_does_not_fit_is_refused_where_it_enters() {
+    let es = two_layer_net::EarlyStopping {
+        monitor: two_layer_net::Monitor::Loss,
+        patience: 1,
+        min_delta: 1e9, // no epoch improves on the first: stops at the second
+        restore_best: true,
+    };
+    let (mut a, mut opt) = (net(), Adam::new(1e-2));
+    let mut first = Trainer::new(settings(1)).with_early_stopping(es).with_schedule(two_layer_net::Constant);
+    go(&mut first, &mut a, &mut opt);
+    let mut saved = TrainingState::new();
+    first.save(&mut saved);
+    let restore = |edit: &dyn Fn(&mut TrainingState<f64>)| {
+        let mut state = saved.clone();
+        edit(&mut state);
+        let mut t = Trainer::new(settings(3)).with_early_stopping(es).with_schedule(two_layer_net::Constant);
+        t.restore(&state).map(|()| t)
+    };
+    assert!(restore(&|_| {}).is_ok());
+
+    // Another network's parameters (a 2→11→3 net's) as the best epoch's.
+    let other = TwoLayerNet::<f64>::new(2, 11, 3, &mut StdRng::seed_from_u64(5)).unwrap();
+    let mut t = restore(&|s| {
+        s.set_tensor("loop.best_params", &[other.params().len()], other.params().as_slice()).unwrap()
+    })
+    .unwrap();
+    let before = bits(a.params().as_slice());
+    let (x, labels) = data();
+    let e = t
+        .fit(&mut a, x.view(), labels.view(), None, &SoftmaxCrossEntropy, &mut opt, |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_err();
+    assert!(
+        matches!(e, two_layer_net::Error::ShapeMismatch { operand: "loop.best_params", expected: [1, n], actual: [1, m] }
+            if n == a.params().len() && m == other.params().len()),
+        "{e:?}"
+    );
+    assert_eq!(bits(a.params().as_slice()), before);
+
+    let entry = |name: &str, r: Result<Trainer<two_layer_net::Constant>, CheckpointError>| {
+        assert!(matches!(&r, Err(CheckpointError::Entry { name: n, .. }) if n == name), "{name}: {r:?}");
+    };
+    for bad in ["NaN", "inf", "-0.1"] {
+        entry("loop.base_lr", restore(&|s| _ = s.loop_state_mut().insert("base_lr".into(), bad.into())));
+    }
+    for bad in ["NaN", "-inf"] {
+        entry(
+            "loop.best.value",
+            restore(&|s| _ = s.loop_state_mut().insert("best.value".into(), bad.into())),
+        );
+    }
+    entry("loop.best.epoch", restore(&|s| _ = s.loop_state_mut().insert("best.epoch".into(), "1".into())));
+    entry("loop.best.wait", restore(&|s| _ = s.loop_state_mut().remove("best.wait")));
+    entry("loop.best.epoch", restore(&|s| _ = s.loop_state_mut().insert("best.wait".into(), "1".into())));
+    let r = restore(&|s| s.set_tensor("loop.best_params", &[2, 1], &[0.0, 0.0]).unwrap());
+    assert!(matches!(r, Err(CheckpointError::Shape { .. })), "{r:?}");
+}
+
+/// A validation set is checked before the first step, as the training set is: a NaN there
+/// made every validation loss NaN and early stopping roll back to epoch 0.
+#[test]
+fn a_non_finite_validation_set_is_refused_before_any_step() {
+    use two_layer_net::{EarlyStopping, Error, Mse};
+    let (x, labels) = data();
+    let mut a = net();
+    let before = bits(a.params().as_slice());
+    let mut xv = x.slice(s![..5, ..]).to_owned();
+    xv[[2, 1]] = f64::NAN;
+    let mut t = Trainer::new(settings(3)).with_early_stopping(EarlyStopping::default());
+    let e = t
+        .fit(
+            &mut a,
+            x.view(),
+            labels.view(),
+            Some((xv.view(), labels.slice(s![..5]))),
+            &SoftmaxCrossEntropy,
+            &mut Sgd::new(0.1),
+            |_| ControlFlow::Continue(()),
+        )
+        .unwrap_err();
+    assert_eq!(e, Error::NonFinite { what: "validation x" });
+
+    let y = Array2::<f64>::zeros((x.nrows(), 3));
+    let mut yv = Array2::<f64>::zeros((5, 3));
+    yv[[4, 0]] = f64::INFINITY;
+    let e = Trainer::new(settings(3))
+        .fit(
+            &mut a,
+            x.view(),
+            y.view(),
+            Some((x.slice(s![..5, ..]), yv.view())),
+            &Mse,
+            &mut Sgd::new(0.1),
+            |_| ControlFlow::Continue(()),
+        )
+        .unwrap_err();
+    assert_eq!(e, Error::NonFinite { what: "validation targets" });
+    assert_eq!(bits(a.params().as_slice()), before);
+    assert_eq!(t.epoch(), 0);
+}
+
 /// Validation figures in every report; early stopping on them stops after `patience` epochs
 /// without improvement and puts back the best epoch's parameters.
 #[test]
