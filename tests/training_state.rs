@@ -8,7 +8,10 @@ use common::bits;
 use two_layer_net::ndarray::array;
 use two_layer_net::rand::SeedableRng;
 use two_layer_net::rand::rngs::StdRng;
-use two_layer_net::{Adam, CheckpointError, Momentum, Mse, Optimizer, Sgd, Tanh, TrainingState, TwoLayerNet};
+use two_layer_net::{
+    Adam, CheckpointError, Error, Momentum, Mse, Optimizer, OptimizerState, Sgd, Slot, SlotState, Tanh,
+    TrainingState, TwoLayerNet,
+};
 
 /// A 3→4→2 net after two Adam steps, the Adam, and the state holding both and a user tensor.
 fn trained() -> (TwoLayerNet<f64>, Adam<f64>, TrainingState<f64>) {
@@ -129,4 +132,140 @@ fn a_non_finite_value_is_neither_saved_nor_loaded() {
     let at = bytes.len() - 4;
     bytes[at..].copy_from_slice(&f32::INFINITY.to_le_bytes());
     assert!(matches!(TrainingState::<f32>::from_bytes(&bytes), Err(CheckpointError::NonFinite { .. })));
+}
+
+/// An optimizer whose state is whatever the test says: names and step counts no built-in
+/// optimizer has.
+struct Fixed(OptimizerState<f64>);
+
+impl Optimizer<f64> for Fixed {
+    fn step(&mut self, _: &mut [Slot<'_, f64>]) -> Result<(), Error> {
+        Ok(())
+    }
+    fn learning_rate(&self) -> f64 {
+        0.0
+    }
+    fn set_learning_rate(&mut self, _: f64) {}
+    fn state(&self) -> OptimizerState<f64> {
+        self.0.clone()
+    }
+    fn set_state(&mut self, state: OptimizerState<f64>) -> Result<(), Error> {
+        self.0 = state;
+        Ok(())
+    }
+}
+
+fn fixed(buffers: &[&str], hyper: &[(&str, f64)], step: u64) -> Fixed {
+    Fixed(OptimizerState {
+        kind: "fixed".into(),
+        hyperparameters: hyper.iter().map(|&(n, v)| (n.to_owned(), v)).collect(),
+        buffer_names: buffers.iter().map(|&b| b.to_owned()).collect(),
+        slots: vec![SlotState { step, buffers: vec![vec![1.0]; buffers.len()] }],
+    })
+}
+
+/// Every setter refuses what the file could not hold or would read back as something else,
+/// and leaves the state as it was: names of the loop's and the user's sections, the header's
+/// own key, a float tensor and a step count of one name, names the comma-joined lists cannot
+/// hold, step counts beyond I64, shapes whose product overflows (it wrapped to 0), and
+/// hyperparameters that are not finite.
+#[test]
+fn the_setters_refuse_what_the_file_cannot_hold() {
+    let (net, adam, state) = trained();
+    let entry = |r: Result<(), CheckpointError>, what: &str| {
+        assert!(matches!(r, Err(CheckpointError::Entry { .. })), "{what}: {r:?}");
+    };
+    let mut s = state.clone();
+    for name in ["loop", "user", "loop.a", "user.b"] {
+        entry(s.set_net(name, &net), name);
+        entry(s.set_optimizer(name, &adam), name);
+    }
+    entry(s.set_tensor("__metadata__", &[1], &[1.0]), "__metadata__");
+    entry(s.set_tensor("opt.0.step", &[1], &[1.0]), "a step count's name");
+    s.set_tensor("fixed.0.step", &[1], &[1.0]).unwrap();
+    entry(s.set_optimizer("fixed", &fixed(&["m"], &[], 1)), "a tensor's name as a step count");
+    s = state.clone();
+    for buffers in [&["a,b"][..], &[""], &["step"]] {
+        entry(s.set_optimizer("f", &fixed(buffers, &[], 1)), &format!("{buffers:?}"));
+    }
+    entry(s.set_optimizer("f", &fixed(&[], &[("x,y", 1.0)], 1)), "a hyperparameter with a comma");
+    entry(s.set_optimizer("f", &fixed(&["m"], &[], 1 << 63)), "a step beyond I64");
+    for v in [f64::NAN, f64::INFINITY] {
+        entry(s.set_optimizer("f", &fixed(&["m"], &[("lr", v)], 1)), "a non-finite hyperparameter");
+    }
+    let r = s.set_tensor("t", &[1 << 63, 2], &[]);
+    assert!(matches!(r, Err(CheckpointError::Shape { .. })), "{r:?}");
+    assert_eq!(s, state, "nothing was recorded");
+    // What the setters do take reads back.
+    s.set_optimizer("f", &fixed(&["m"], &[("lr", 0.5)], (1 << 63) - 1)).unwrap();
+    let back = TrainingState::<f64>::from_bytes(&s.to_bytes().unwrap()).unwrap();
+    assert_eq!(back, s);
+    let mut f = fixed(&[], &[], 0);
+    back.restore_optimizer("f", &mut f).unwrap();
+    assert_eq!(f.0, fixed(&["m"], &[("lr", 0.5)], (1 << 63) - 1).0);
+}
+
+/// `to_bytes` and `save` refuse a state that safetensors readers would refuse, rather than
+/// write a file `from_bytes` cannot read: a header over the 100 MB limit, and a dimension of
+/// an empty tensor beyond the file's length.
+#[test]
+fn what_cannot_be_read_back_is_not_written() {
+    let (_, _, state) = trained();
+    let mut big = state.clone();
+    big.metadata_mut().insert("blob".into(), "a".repeat(100_000_001));
+    let r = big.to_bytes();
+    assert!(matches!(r, Err(CheckpointError::Unreadable(_))), "{:?}", r.map(|b| b.len()));
+    let dir = std::env::temp_dir().join(format!("two-layer-net-unreadable-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(matches!(big.save(dir.join("s")), Err(CheckpointError::Unreadable(_))));
+    assert!(!dir.join("s").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+    drop(big);
+
+    let mut empty = state.clone();
+    empty.set_tensor("none", &[0, 1 << 40], &[]).unwrap();
+    assert!(matches!(empty.to_bytes(), Err(CheckpointError::Unreadable(_))));
+    empty.set_tensor("none", &[0, 3], &[]).unwrap();
+    assert_eq!(TrainingState::<f64>::from_bytes(&empty.to_bytes().unwrap()).unwrap(), empty);
+}
+
+/// A hyperparameter finite in f64 but not in f32 (`lr = 1e39`) is refused when an f32 state
+/// is restored, rather than coming through as ∞.
+#[test]
+fn a_hyperparameter_beyond_f32_is_refused_by_an_f32_state() {
+    let mut net = TwoLayerNet::<f32>::new(2, 3, 1, &mut StdRng::seed_from_u64(0)).unwrap();
+    let mut adam = Adam::<f32>::new(1e-2);
+    let (x, y) = (array![[1.0f32, 2.0]], array![[0.5f32]]);
+    net.train_step_with(x.view(), y.view(), &Mse, &mut adam).unwrap();
+    let mut state = TrainingState::<f32>::new();
+    state.set_optimizer("opt", &adam).unwrap();
+    let bytes = state.to_bytes().unwrap();
+    let lr = format!("{:?}", f64::from(1e-2f32));
+    for huge in ["1e39", "1e300"] {
+        let edited = edit_header(
+            &bytes,
+            &format!("\"opt.hyper.lr\":\"{lr}\""),
+            &format!("\"opt.hyper.lr\":\"{huge}\""),
+        );
+        let back = TrainingState::<f32>::from_bytes(&edited).unwrap();
+        let mut fresh = Adam::<f32>::new(0.5);
+        let r = back.restore_optimizer("opt", &mut fresh);
+        assert!(matches!(&r, Err(CheckpointError::Entry { name, .. }) if name == "opt.hyper.lr"), "{r:?}");
+        assert_eq!(fresh.lr, 0.5);
+    }
+}
+
+/// `bytes` (a safetensors file) with `from` replaced by `to` in its header.
+fn edit_header(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    assert!(header.contains(from), "{from} not in {header}");
+    let mut header = header.trim_end().replace(from, to);
+    while !header.len().is_multiple_of(8) {
+        header.push(' ');
+    }
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
 }
