@@ -12,7 +12,7 @@ use rand::{SeedableRng, rngs::StdRng};
 
 use crate::activation::Activation;
 use crate::checkpoint::CheckpointError;
-use crate::error::{Error, Result, check_shape};
+use crate::error::{Error, Result, check_setting, check_shape};
 use crate::loss::Loss;
 use crate::net::{TwoLayerNet, count_correct};
 use crate::optim::Optimizer;
@@ -211,7 +211,7 @@ impl Monitor {
         }
     }
 
-    /// Whether `value` improves on `best` by more than `min_delta`.
+    /// Whether `value` improves on `best` by more than `min_delta` (≥ 0).
     fn improves(self, value: f64, best: f64, min_delta: f64) -> bool {
         match self {
             Monitor::ValAccuracy => value > best + min_delta,
@@ -221,16 +221,20 @@ impl Monitor {
 }
 
 /// Stop when a figure stops improving, as Keras's `EarlyStopping`: an epoch improves when its
-/// [`monitor`](Self::monitor) beats the best so far by more than `min_delta`; after
+/// [`monitor`](Self::monitor) beats the best so far by more than `|min_delta|`; after
 /// `patience` epochs in a row without improvement the loop stops and, with `restore_best`,
 /// puts back the parameters of the best epoch.
+///
+/// Checked ([`check`](Self::check)) by [`Trainer::with_early_stopping`] and when `fit`
+/// starts: `min_delta` must be finite (a negative one counts as its absolute value, as in
+/// Keras), and [`Monitor::ValAccuracy`] needs class labels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EarlyStopping {
     /// What to watch; the default, [`Monitor::ValLoss`], needs a validation set.
     pub monitor: Monitor,
     /// Epochs without improvement before stopping; default 5.
     pub patience: usize,
-    /// The least change that counts as an improvement; default 0.
+    /// The least change that counts as an improvement, in absolute value; default 0.
     pub min_delta: f64,
     /// Put back the best epoch's parameters when stopping; default true (Keras: false).
     pub restore_best: bool,
@@ -239,6 +243,20 @@ pub struct EarlyStopping {
 impl Default for EarlyStopping {
     fn default() -> Self {
         EarlyStopping { monitor: Monitor::ValLoss, patience: 5, min_delta: 0.0, restore_best: true }
+    }
+}
+
+impl EarlyStopping {
+    /// `Ok` if the settings are in their domain: [`Error::InvalidSetting`]
+    /// (`"EarlyStopping.min_delta"`) for a NaN or infinite `min_delta` (NaN made every epoch
+    /// a non-improvement, so the loop stopped while the loss fell).
+    pub fn check(&self) -> Result<()> {
+        check_setting(
+            "EarlyStopping.min_delta",
+            "a finite number",
+            self.min_delta,
+            self.min_delta.is_finite(),
+        )
     }
 }
 
@@ -334,14 +352,20 @@ impl Trainer {
 
 impl<S: Schedule> Trainer<S> {
     /// The same loop, with early stopping.
-    pub fn with_early_stopping(self, early_stopping: EarlyStopping) -> Self {
-        Trainer { early_stopping: Some(early_stopping), ..self }
+    ///
+    /// Errors: as [`EarlyStopping::check`].
+    pub fn with_early_stopping(self, early_stopping: EarlyStopping) -> Result<Self> {
+        early_stopping.check()?;
+        Ok(Trainer { early_stopping: Some(early_stopping), ..self })
     }
 
     /// The same loop, with a learning-rate schedule (see [`Schedule`]); its base rate is the
     /// optimizer's at the first step.
-    pub fn with_schedule<S2: Schedule>(self, schedule: S2) -> Trainer<S2> {
-        Trainer {
+    ///
+    /// Errors: as [`Schedule::check`] (e.g. `Cosine { steps: 0, .. }`).
+    pub fn with_schedule<S2: Schedule>(self, schedule: S2) -> Result<Trainer<S2>> {
+        schedule.check()?;
+        Ok(Trainer {
             settings: self.settings,
             early_stopping: self.early_stopping,
             schedule: Some(schedule),
@@ -351,7 +375,7 @@ impl<S: Schedule> Trainer<S> {
             step: self.step,
             best: self.best,
             stopped: self.stopped,
-        }
+        })
     }
 
     /// Early stopping's best epoch so far and its figure.
@@ -490,7 +514,12 @@ impl<S: Schedule> Trainer<S> {
     /// step, the parameters left as the last good step made them (and the epoch not counted);
     /// [`Error::Empty`] for no rows in `x` (`"x"`), a `batch_size` of 0, a validation set of no
     /// rows, or early stopping on a validation figure without a validation set
-    /// (`"validation"`).
+    /// (`"validation"`); [`Error::InvalidSetting`] for early stopping or a schedule that
+    /// [`EarlyStopping::check`] or [`Schedule::check`] refuses, `ValAccuracy` watched without
+    /// class labels, or a `clip_norm` not finite and > 0, all before any step; a scheduled
+    /// rate that is not finite ([`Error::NonFinite`] `"lr"`) or is negative
+    /// ([`Error::InvalidSetting`] `"scheduled lr"`) stops the loop at that step with
+    /// [`Error::Training`], before the rate is set on the optimizer.
     #[allow(clippy::too_many_arguments)]
     pub fn fit<F, A, L, O, T>(
         &mut self,
@@ -547,6 +576,28 @@ impl<S: Schedule> Trainer<S> {
         if watches_validation && validation.is_none() {
             return Err(Error::Empty { operand: "validation", actual: [0, net.input_dim()] });
         }
+        // The settings are public fields, so they are checked here too, where they enter.
+        if let Some(es) = &self.early_stopping {
+            es.check()?;
+            let labelled = validation.as_ref().is_some_and(|(_, t)| t.labels().is_some());
+            check_setting(
+                "EarlyStopping.monitor",
+                "a figure the loop reports (ValAccuracy needs class labels)",
+                es.monitor,
+                es.monitor != Monitor::ValAccuracy || labelled,
+            )?;
+        }
+        if let Some(schedule) = &self.schedule {
+            schedule.check()?;
+        }
+        if let Some(max_norm) = self.clip_norm {
+            check_setting(
+                "clip_norm",
+                "a finite norm > 0",
+                max_norm,
+                max_norm.is_finite() && max_norm > 0.0,
+            )?;
+        }
         self.stopped = false;
         let bs = cfg.batch_size.min(n);
         let mut order: Vec<usize> = (0..n).collect();
@@ -578,7 +629,10 @@ impl<S: Schedule> Trainer<S> {
                 let xv = xb.slice_axis(Axis(0), (0..m).into());
                 if let Some(schedule) = &self.schedule {
                     let base = *self.base_lr.get_or_insert(opt.learning_rate().as_f64());
-                    opt.set_learning_rate(F::cast(schedule.lr(base, self.step, epoch)));
+                    // Checked before it is set: a refused rate is not left on the optimizer.
+                    let lr = scheduled_rate(schedule.lr(base, self.step, epoch))
+                        .map_err(|e| Error::Training { epoch, step, source: Box::new(e) })?;
+                    opt.set_learning_rate(lr);
                 }
                 let target = T::view(&tb, m);
                 let step_result = match self.clip_norm {
@@ -642,7 +696,7 @@ impl<S> Trainer<S> {
         let Some(es) = self.early_stopping else { return false };
         let Some(value) = es.monitor.value(report) else { return false };
         match &mut self.best {
-            Some(best) if !es.monitor.improves(value, best.value, es.min_delta) => {
+            Some(best) if !es.monitor.improves(value, best.value, es.min_delta.abs()) => {
                 best.wait += 1;
                 if best.wait < es.patience.max(1) {
                     return false;
@@ -667,6 +721,17 @@ impl<S> Trainer<S> {
             }
         }
     }
+}
+
+/// A schedule's rate as `F`: [`Error::NonFinite`] (`"lr"`) unless finite in `F`,
+/// [`Error::InvalidSetting`] (`"scheduled lr"`) if negative.
+fn scheduled_rate<F: Scalar>(rate: f64) -> Result<F> {
+    let lr = F::cast(rate);
+    if !lr.is_finite() {
+        return Err(Error::NonFinite { what: "lr" });
+    }
+    check_setting("scheduled lr", "a rate ≥ 0", rate, rate >= 0.0)?;
+    Ok(lr)
 }
 
 /// The generator that orders epoch `epoch` of a run seeded `seed`: a function of the two

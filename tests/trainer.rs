@@ -108,7 +108,7 @@ fn a_loops_position_round_trips_through_a_training_state() {
         ..Default::default()
     };
     let (mut a, mut a_opt) = (net(), Adam::new(1e-2));
-    let mut first = Trainer::new(settings(4)).with_early_stopping(es);
+    let mut first = Trainer::new(settings(4)).with_early_stopping(es).unwrap();
     go(&mut first, &mut a, &mut a_opt);
     let mut state = TrainingState::new();
     first.save(&mut state);
@@ -117,7 +117,7 @@ fn a_loops_position_round_trips_through_a_training_state() {
     let state = TrainingState::<f64>::from_bytes(&state.to_bytes().unwrap()).unwrap();
 
     let (mut b, mut b_opt) = (net(), Adam::new(0.3));
-    let mut second = Trainer::new(settings(9)).with_early_stopping(es);
+    let mut second = Trainer::new(settings(9)).with_early_stopping(es).unwrap();
     second.restore(&state).unwrap();
     assert_eq!(second.best(), first.best());
     assert!(second.best().is_some());
@@ -154,14 +154,22 @@ fn a_loop_state_that_does_not_fit_is_refused_where_it_enters() {
         restore_best: true,
     };
     let (mut a, mut opt) = (net(), Adam::new(1e-2));
-    let mut first = Trainer::new(settings(1)).with_early_stopping(es).with_schedule(two_layer_net::Constant);
+    let mut first = Trainer::new(settings(1))
+        .with_early_stopping(es)
+        .unwrap()
+        .with_schedule(two_layer_net::Constant)
+        .unwrap();
     go(&mut first, &mut a, &mut opt);
     let mut saved = TrainingState::new();
     first.save(&mut saved);
     let restore = |edit: &dyn Fn(&mut TrainingState<f64>)| {
         let mut state = saved.clone();
         edit(&mut state);
-        let mut t = Trainer::new(settings(3)).with_early_stopping(es).with_schedule(two_layer_net::Constant);
+        let mut t = Trainer::new(settings(3))
+            .with_early_stopping(es)
+            .unwrap()
+            .with_schedule(two_layer_net::Constant)
+            .unwrap();
         t.restore(&state).map(|()| t)
     };
     assert!(restore(&|_| {}).is_ok());
@@ -215,7 +223,7 @@ fn a_non_finite_validation_set_is_refused_before_any_step() {
     let before = bits(a.params().as_slice());
     let mut xv = x.slice(s![..5, ..]).to_owned();
     xv[[2, 1]] = f64::NAN;
-    let mut t = Trainer::new(settings(3)).with_early_stopping(EarlyStopping::default());
+    let mut t = Trainer::new(settings(3)).with_early_stopping(EarlyStopping::default()).unwrap();
     let e = t
         .fit(
             &mut a,
@@ -248,6 +256,128 @@ fn a_non_finite_validation_set_is_refused_before_any_step() {
     assert_eq!(t.epoch(), 0);
 }
 
+/// Early stopping's and the schedules' settings are checked where they are given (the
+/// builders) and again when `fit` starts (they are public fields), before any step, with
+/// `Error::InvalidSetting` naming the setting.
+#[test]
+fn settings_outside_their_domain_are_refused_where_they_enter() {
+    use two_layer_net::{Cosine, EarlyStopping, Error, Monitor, Mse, StepDecay, Warmup};
+    let invalid = |e: Error, name: &str| {
+        assert!(matches!(&e, Error::InvalidSetting { setting, .. } if *setting == name), "{name}: {e:?}");
+    };
+    for min_delta in [f64::NAN, f64::INFINITY] {
+        let es = EarlyStopping { min_delta, ..EarlyStopping::default() };
+        invalid(Trainer::new(settings(3)).with_early_stopping(es).unwrap_err(), "EarlyStopping.min_delta");
+    }
+    invalid(
+        Trainer::new(settings(3)).with_schedule(Cosine { steps: 0, min: 0.0 }).unwrap_err(),
+        "Cosine.steps",
+    );
+    invalid(
+        Trainer::new(settings(3))
+            .with_schedule(Warmup { steps: 3, then: StepDecay { every: 0, gamma: 0.1 } })
+            .unwrap_err(),
+        "StepDecay.every",
+    );
+
+    // Set as fields, they are refused by `fit`, before any step.
+    let (x, labels) = data();
+    let mut a = net();
+    let before = bits(a.params().as_slice());
+    let run = |t: &mut Trainer<Cosine>, a: &mut TwoLayerNet<f64>| {
+        t.fit(
+            a,
+            x.view(),
+            labels.view(),
+            Some((x.view(), labels.view())),
+            &SoftmaxCrossEntropy,
+            &mut Sgd::new(0.1),
+            |_| ControlFlow::Continue(()),
+        )
+    };
+    let mut t = Trainer::new(settings(3)).with_schedule(Cosine { steps: 10, min: 0.0 }).unwrap();
+    t.schedule = Some(Cosine { steps: 0, min: 0.0 });
+    invalid(run(&mut t, &mut a).unwrap_err(), "Cosine.steps");
+    t.schedule = None;
+    t.early_stopping = Some(EarlyStopping { min_delta: f64::NAN, ..EarlyStopping::default() });
+    invalid(run(&mut t, &mut a).unwrap_err(), "EarlyStopping.min_delta");
+    t.early_stopping = None;
+    for norm in [0.0, -1.0, f64::NAN] {
+        t.clip_norm = Some(norm);
+        invalid(run(&mut t, &mut a).unwrap_err(), "clip_norm");
+    }
+    assert_eq!(bits(a.params().as_slice()), before);
+    assert_eq!(t.steps(), 0);
+
+    // Validation accuracy without class labels (a regression) is refused, as a validation
+    // figure without a validation set is: it was silently never watched.
+    let y = Array2::<f64>::zeros((x.nrows(), 3));
+    let es = EarlyStopping { monitor: Monitor::ValAccuracy, ..EarlyStopping::default() };
+    let e = Trainer::new(settings(3))
+        .with_early_stopping(es)
+        .unwrap()
+        .fit(&mut a, x.view(), y.view(), Some((x.view(), y.view())), &Mse, &mut Sgd::new(0.1), |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_err();
+    invalid(e, "EarlyStopping.monitor");
+    assert_eq!(bits(a.params().as_slice()), before);
+}
+
+/// A negative `min_delta` counts as its absolute value, as in Keras (it never stopped on a
+/// flat loss): the two runs stop at the same epoch with the same parameters.
+#[test]
+fn a_negative_min_delta_is_its_absolute_value() {
+    use two_layer_net::{EarlyStopping, Monitor};
+    let run = |min_delta: f64| {
+        let es = EarlyStopping { monitor: Monitor::Loss, patience: 2, min_delta, restore_best: true };
+        let mut t = Trainer::new(settings(200)).with_early_stopping(es).unwrap();
+        let (mut a, mut opt) = (net(), Sgd::new(1e-3));
+        let h = go(&mut t, &mut a, &mut opt);
+        (h.len(), t.stopped_early(), bits(a.params().as_slice()))
+    };
+    let (epochs, stopped, params) = run(0.05);
+    assert!(stopped && epochs < 200, "a loss that falls by less than 0.05 an epoch stops early");
+    assert_eq!(run(-0.05), (epochs, stopped, params));
+}
+
+/// A schedule's rate is checked before it is set: a rate that is not finite or is negative
+/// stops the loop at its step, and the optimizer keeps the last rate that was applied.
+#[test]
+fn a_refused_scheduled_rate_is_not_left_on_the_optimizer() {
+    use two_layer_net::Error;
+    /// The base rate for 3 steps, then `then`.
+    #[derive(Clone, Copy)]
+    struct Then(f64);
+    impl Schedule for Then {
+        fn lr(&self, base: f64, step: u64, _epoch: usize) -> f64 {
+            if step < 3 { base / (step + 1) as f64 } else { self.0 }
+        }
+    }
+    for (bad, refused) in [
+        (f64::NAN, Error::NonFinite { what: "lr" }),
+        (f64::INFINITY, Error::NonFinite { what: "lr" }),
+        (
+            -0.01,
+            Error::InvalidSetting {
+                setting: "scheduled lr", expected: "a rate ≥ 0", found: "-0.01".into()
+            },
+        ),
+    ] {
+        let mut t = Trainer::new(settings(3)).with_schedule(Then(bad)).unwrap();
+        let (mut a, mut opt) = (net(), Adam::new(0.3));
+        let (x, labels) = data();
+        let e = t
+            .fit(&mut a, x.view(), labels.view(), None, &SoftmaxCrossEntropy, &mut opt, |_| {
+                ControlFlow::Continue(())
+            })
+            .unwrap_err();
+        assert_eq!(e, Error::Training { epoch: 0, step: 3, source: Box::new(refused) });
+        assert_eq!(opt.learning_rate(), 0.3 / 3.0, "the rate of step 2");
+        assert_eq!(t.steps(), 3);
+    }
+}
+
 /// Validation figures in every report; early stopping on them stops after `patience` epochs
 /// without improvement and puts back the best epoch's parameters.
 #[test]
@@ -258,7 +388,7 @@ fn early_stopping_on_validation_loss_restores_the_best_epoch() {
     // A large learning rate, so that the validation loss turns up again.
     let mut net = net();
     let es = EarlyStopping { monitor: Monitor::ValLoss, patience: 3, min_delta: 0.0, restore_best: true };
-    let mut trainer = Trainer::new(settings(500)).with_early_stopping(es);
+    let mut trainer = Trainer::new(settings(500)).with_early_stopping(es).unwrap();
     let mut snapshots = Vec::new();
     let h = trainer
         .fit(
@@ -291,6 +421,7 @@ fn early_stopping_on_validation_loss_restores_the_best_epoch() {
     let before = fresh.params().clone();
     let e = Trainer::new(settings(5))
         .with_early_stopping(EarlyStopping::default())
+        .unwrap()
         .fit(&mut fresh, xt.view(), yt.view(), None, &SoftmaxCrossEntropy, &mut Sgd::new(0.1), |_| {
             ControlFlow::Continue(())
         })
@@ -301,9 +432,10 @@ fn early_stopping_on_validation_loss_restores_the_best_epoch() {
     // So is an empty validation set (its mean loss has no value), watched or not, and an
     // empty training set.
     let (xe, ye) = (xv.slice(s![..0, ..]), yv.slice(s![..0]));
-    for trainer in
-        [Trainer::new(settings(5)), Trainer::new(settings(5)).with_early_stopping(EarlyStopping::default())]
-    {
+    for trainer in [
+        Trainer::new(settings(5)),
+        Trainer::new(settings(5)).with_early_stopping(EarlyStopping::default()).unwrap(),
+    ] {
         let mut t = trainer;
         let e = t
             .fit(
@@ -383,23 +515,23 @@ fn schedules_set_the_rate_and_survive_a_restart() {
     use two_layer_net::{Cosine, StepDecay, Warmup};
     let mut net_a = net();
     let mut sgd = Sgd::new(0.4);
-    let mut trainer = Trainer::new(settings(6)).with_schedule(StepDecay { every: 2, gamma: 0.5 });
+    let mut trainer = Trainer::new(settings(6)).with_schedule(StepDecay { every: 2, gamma: 0.5 }).unwrap();
     let h = go(&mut trainer, &mut net_a, &mut sgd);
     let rates: Vec<f64> = h.iter().map(|e| e.learning_rate).collect();
     assert_eq!(rates, [0.4, 0.4, 0.2, 0.2, 0.1, 0.1]);
 
     let schedule = Warmup { steps: 10, then: Cosine { steps: 60, min: 1e-4 } };
     let (mut whole, mut whole_opt) = (net(), Adam::new(1e-2));
-    let mut one = Trainer::new(settings(12)).with_schedule(schedule);
+    let mut one = Trainer::new(settings(12)).with_schedule(schedule).unwrap();
     let h = go(&mut one, &mut whole, &mut whole_opt);
     assert_eq!(h.last().map(|e| e.learning_rate), Some(1e-4));
 
     let (mut cut, mut cut_opt) = (net(), Adam::new(1e-2));
-    let mut first = Trainer::new(settings(5)).with_schedule(schedule);
+    let mut first = Trainer::new(settings(5)).with_schedule(schedule).unwrap();
     go(&mut first, &mut cut, &mut cut_opt);
     let mut state = TrainingState::<f64>::new();
     first.save(&mut state);
-    let mut second = Trainer::new(settings(12)).with_schedule(schedule);
+    let mut second = Trainer::new(settings(12)).with_schedule(schedule).unwrap();
     second.restore(&state).unwrap();
     let mut restarted_opt = Adam::new(1e-2);
     restarted_opt.set_state(cut_opt.state()).unwrap();
