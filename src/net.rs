@@ -282,7 +282,10 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     }
 
     /// `ŷ = f(X·W1 + b1)·W2 + b2` for the N×D batch `x`; keeps `Y1` and `H1` for
-    /// [`backward`](Self::backward). Returns `ŷ`, N×K.
+    /// [`backward`](Self::backward). Returns `ŷ`, N×K. A training building block, as PyTorch's
+    /// `forward`: NaN or ±∞ in `x` pass through to `ŷ` ([`forward_checked`](Self::forward_checked)
+    /// reports them; the `&self` inference methods, [`predict`](Self::predict) and the rest,
+    /// refuse them).
     pub fn forward(&mut self, x: ArrayView2<'_, F>) -> Result<ArrayView2<'_, F>> {
         let n = self.batch_rows(&x)?;
         let (_, h, k) = self.params.dims();
