@@ -13,6 +13,13 @@ use crate::state::TrainingState;
 /// standard deviation of each column of the data it was fitted on; a constant column gets
 /// `std = 1`, so it maps to 0.
 ///
+/// Constant as scikit-learn's `StandardScaler` decides it (`_is_constant_feature`): a
+/// variance within rounding of zero, `var ≤ N·ε·var + (N·|mean|·ε)²` with ε the `f64`
+/// epsilon (ten rows of 0.1 have a computed variance of 1.9e-34, not 0). So is a column whose
+/// deviation is not a normal number in `F` (0 or subnormal: `[0, 1e-45]` in `f32`), which
+/// would turn `transform` into ∞ and NaN. Every `std` is thus a normal number > 0, which is
+/// what [`restore`](Self::restore) accepts.
+///
 /// ```
 /// use two_layer_net::{Standardizer, ndarray::array};
 ///
@@ -46,11 +53,15 @@ impl<F: Scalar> Standardizer<F> {
         for row in x.rows() {
             Zip::from(&mut var).and(&row).and(&mean).for_each(|s, &v, &m| *s += (v.as_f64() - m).powi(2));
         }
-        let std = var.mapv(|s| {
-            let sd = (s / n as f64).sqrt();
-            if sd > 0.0 { sd } else { 1.0 }
+        let n = n as f64;
+        let std = Zip::from(&var).and(&mean).map_collect(|&s, &m| {
+            let var = s / n;
+            let eps = f64::EPSILON;
+            let constant = var <= n * eps * var + (n * m.abs() * eps).powi(2);
+            let sd = F::cast(var.sqrt());
+            if constant || !sd.is_normal() { F::one() } else { sd }
         });
-        Ok(Standardizer { mean: mean.mapv(F::cast), std: std.mapv(F::cast) })
+        Ok(Standardizer { mean: mean.mapv(F::cast), std })
     }
 
     /// The column means.
@@ -92,8 +103,9 @@ impl<F: Scalar> Standardizer<F> {
 
     /// The scaler recorded as `name` in `state`.
     ///
-    /// Errors: [`CheckpointError::Entry`] if a tensor is missing; [`CheckpointError::Shape`] if
-    /// they are not two vectors of one length with positive deviations.
+    /// Errors: [`CheckpointError::Entry`] if a tensor is missing, or a deviation is not a
+    /// normal number > 0 (which [`fit`](Self::fit) never gives); [`CheckpointError::Shape`] if
+    /// they are not two vectors of one length.
     pub fn restore(state: &TrainingState<F>, name: &str) -> Result<Self, CheckpointError> {
         let get = |part: &str| {
             let key = format!("{name}.{part}");
@@ -104,11 +116,25 @@ impl<F: Scalar> Standardizer<F> {
             })
         };
         let ((mean_shape, mean), (std_shape, std)) = (get("mean")?, get("std")?);
-        if mean_shape.len() != 1 || std_shape != mean_shape || std.iter().any(|&s| s <= F::zero()) {
+        if mean_shape.len() != 1 {
+            return Err(CheckpointError::Shape {
+                tensor: format!("{name}.mean"),
+                expected: vec![mean.len()],
+                found: mean_shape,
+            });
+        }
+        if std_shape != mean_shape {
             return Err(CheckpointError::Shape {
                 tensor: format!("{name}.std"),
                 expected: mean_shape,
                 found: std_shape,
+            });
+        }
+        if let Some(bad) = std.iter().find(|s| !(s.is_normal() && **s > F::zero())) {
+            return Err(CheckpointError::Entry {
+                name: format!("{name}.std"),
+                expected: "standard deviations that are normal numbers > 0".into(),
+                found: Some(bad.to_string()),
             });
         }
         Ok(Standardizer { mean: Array1::from(mean), std: Array1::from(std) })

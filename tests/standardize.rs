@@ -46,3 +46,48 @@ fn a_standardizer_round_trips_through_a_training_state() {
     assert_eq!(Standardizer::restore(&state, "scaler").unwrap(), s);
     assert!(matches!(Standardizer::restore(&state, "other"), Err(CheckpointError::Entry { .. })));
 }
+
+/// A column constant up to rounding is constant, as scikit-learn's `_is_constant_feature`
+/// decides: ten rows of 0.1 had `std = 1.39e-17` and transformed to 1.0, not 0.
+#[test]
+fn a_column_constant_up_to_rounding_maps_to_zero() {
+    let values: [f64; 10] = [0.1, 0.3, 0.7, 1.1, 2.2, 1e-5, 123.456, -0.6, 1.0 / 3.0, 1e10 / 7.0];
+    let x = Array2::from_shape_fn((10, values.len()), |(_, j)| values[j]);
+    let s = Standardizer::fit(x.view()).unwrap();
+    assert!(s.std().iter().all(|&v| v == 1.0), "{:?}", s.std());
+    assert!(s.transform(x.view()).unwrap().iter().all(|&v| v.abs() < 1e-12));
+    // A small but real spread is not constant.
+    let spread = array![[1.0f64, 0.0], [1.0 + 1e-9, 0.0]];
+    assert!((Standardizer::fit(spread.view()).unwrap().std()[0] - 5e-10).abs() < 1e-15);
+}
+
+/// An f32 column whose deviation is subnormal in f32 (`[0, 1e-45]`) is constant: `std` was 0
+/// in f32, `transform` gave NaN and ∞, and `restore` refused the scaler `save` wrote, with
+/// "expected shape [2], found [2]". Whatever `fit` gives, `save` writes and `restore` reads.
+#[test]
+fn a_deviation_below_the_normal_range_is_constant_and_round_trips() {
+    let x = array![[0.0f32, 1.0], [1e-45, 2.0], [0.0, 3.0], [1e-45, 4.0]];
+    let s = Standardizer::fit(x.view()).unwrap();
+    assert_eq!(s.std()[0], 1.0);
+    assert!(s.transform(x.view()).unwrap().iter().all(|v| v.is_finite()));
+    let mut state = TrainingState::new();
+    s.save(&mut state, "scaler").unwrap();
+    let state = TrainingState::<f32>::from_bytes(&state.to_bytes().unwrap()).unwrap();
+    assert_eq!(Standardizer::restore(&state, "scaler").unwrap(), s);
+
+    // A deviation of 0 written by hand is refused, naming it.
+    let mut state = TrainingState::<f32>::new();
+    state.set_tensor("bad.mean", &[2], &[0.0, 0.0]).unwrap();
+    state.set_tensor("bad.std", &[2], &[1.0, 0.0]).unwrap();
+    let e = Standardizer::restore(&state, "bad").unwrap_err();
+    assert!(
+        matches!(&e, CheckpointError::Entry { name, found: Some(f), .. } if name == "bad.std" && f == "0"),
+        "{e:?}"
+    );
+    state.set_tensor("bad.std", &[1, 2], &[1.0, 1.0]).unwrap();
+    let e = Standardizer::restore(&state, "bad").unwrap_err();
+    assert!(
+        matches!(&e, CheckpointError::Shape { expected, found, .. } if expected == &[2] && found == &[1, 2]),
+        "{e:?}"
+    );
+}
