@@ -185,7 +185,7 @@ impl<F: Scalar> TrainingState<F> {
     /// would land in the loop's or your metadata).
     ///
     /// Errors: [`CheckpointError::Entry`] for a reserved `name`, a buffer or hyperparameter
-    /// name that is empty, holds a comma or is `step`, a step count's name that is already a
+    /// name that is empty, holds a comma, is `step` or comes twice, a step count's name that is already a
     /// tensor's, a step count beyond `i64::MAX` (the file's `I64`), or a hyperparameter that is
     /// not finite in `F`; [`CheckpointError::NonFinite`] if a buffer value is not finite.
     pub fn set_optimizer<O: Optimizer<F>>(&mut self, name: &str, opt: &O) -> Result<(), CheckpointError> {
@@ -194,13 +194,20 @@ impl<F: Scalar> TrainingState<F> {
         let entry = |key: String, expected: &str, found: String| {
             Err(CheckpointError::Entry { name: key, expected: expected.into(), found: Some(found) })
         };
-        // The name lists are written comma-joined and split on commas when read.
-        let mut names = state.buffer_names.iter().chain(state.hyperparameters.iter().map(|(h, _)| h));
-        if let Some(bad) = names.find(|n| n.is_empty() || n.contains(',') || *n == "step") {
+        // The name lists are written comma-joined and split on commas when read, and each
+        // name keys one tensor or metadata entry: a name twice would be read back as its
+        // last value twice.
+        let lists: [Vec<&String>; 2] =
+            [state.buffer_names.iter().collect(), state.hyperparameters.iter().map(|(h, _)| h).collect()];
+        let bad = lists.iter().find_map(|list| {
+            let mut names = list.iter().enumerate();
+            names.find(|&(i, n)| n.is_empty() || n.contains(',') || *n == "step" || list[..i].contains(n))
+        });
+        if let Some((_, bad)) = bad {
             return entry(
                 format!("{name}.buffers"),
-                "names neither empty, with a comma, nor `step`",
-                bad.clone(),
+                "names neither empty, with a comma, `step` nor repeated",
+                (*bad).clone(),
             );
         }
         for (h, value) in &state.hyperparameters {
