@@ -415,7 +415,8 @@ impl<S: Schedule> Trainer<S> {
             section.insert("best.epoch".into(), best.epoch.to_string());
             section.insert("best.wait".into(), best.wait.to_string());
             let params: Vec<F> = best.params.iter().map(|&v| F::cast(v)).collect();
-            // The parameters of a finished epoch are finite, so this cannot fail.
+            // Cannot fail: the parameters of a finished epoch are finite, and the name is
+            // neither reserved nor a step count's (those end in `.step`).
             let _ = state.set_tensor("loop.best_params", &[params.len()], &params);
         }
     }
