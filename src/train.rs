@@ -520,7 +520,9 @@ impl<S: Schedule> Trainer<S> {
     /// class labels, or a `clip_norm` not finite and > 0, all before any step; a scheduled
     /// rate that is not finite ([`Error::NonFinite`] `"lr"`) or is negative
     /// ([`Error::InvalidSetting`] `"scheduled lr"`) stops the loop at that step with
-    /// [`Error::Training`], before the rate is set on the optimizer.
+    /// [`Error::Training`], before the rate is set on the optimizer. A validation loss that is
+    /// not finite after an epoch (an output overflowing to ±∞) stops the loop with that
+    /// [`Error::NonFinite`], the epoch's steps applied and the epoch not counted.
     #[allow(clippy::too_many_arguments)]
     pub fn fit<F, A, L, O, T>(
         &mut self,
