@@ -82,6 +82,9 @@ impl<F: Scalar, A: Activation + Default> TwoLayerNet<F, A> {
     }
 
     /// A D→H→K network with weights drawn by `init` (He, Xavier, a given σ …), biases 0.
+    ///
+    /// Errors: as [`new`](Self::new); [`Error::InvalidSetting`] (`"init"`) for a σ that is
+    /// negative or not finite, or weights not finite in `F` (σ = 1e39 in `f32`).
     pub fn with_init<R: Rng + ?Sized>(d: usize, h: usize, k: usize, init: Init, rng: &mut R) -> Result<Self> {
         let mut params = Params::zeros(d, h, k)?;
         let [w1, _, w2, _] = params.parts_mut();
