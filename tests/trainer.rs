@@ -595,3 +595,49 @@ fn gradients_are_clipped_to_a_global_norm() {
     assert_eq!(trained, manual);
     assert_ne!(trained, run(None, None).0);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..proptest::prelude::ProptestConfig::with_cases(256) })]
+
+    /// `split_stratified` over any labels (values up to `usize::MAX`) and fractions: a
+    /// partition of the rows, each part in the rows' order, each class giving
+    /// `round(fraction·n_c)` rows to the held-out part; `Error::Empty` exactly when a part
+    /// would be empty.
+    #[test]
+    fn stratified_split_is_a_partition_by_class(
+        labels in proptest::collection::vec(proptest::prop_oneof![0..3usize, proptest::prelude::Just(1 << 40), proptest::prelude::Just(usize::MAX)], 1..30),
+        fraction in 0.0..1.0f64,
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        use two_layer_net::{Error, split_stratified};
+        let x = Array2::from_shape_fn((labels.len(), 1), |(i, _)| i as f64);
+        let labels = Array1::from(labels);
+        let held = |members: usize| (fraction * members as f64).round() as usize;
+        let mut classes: Vec<usize> = labels.to_vec();
+        classes.sort_unstable();
+        classes.dedup();
+        let count = |l: &Array1<usize>, c: usize| l.iter().filter(|&&v| v == c).count();
+        let expected_held: usize = classes.iter().map(|&c| held(count(&labels, c))).sum();
+        let overall = (fraction * labels.len() as f64).round();
+        match split_stratified(x.view(), labels.view(), fraction, seed) {
+            Ok(((xt, yt), (xv, yv))) => {
+                let rows = |x: &Array2<f64>| x.column(0).iter().map(|&v| v as usize).collect::<Vec<_>>();
+                let (train, test) = (rows(&xt), rows(&xv));
+                proptest::prop_assert!(train.windows(2).all(|w| w[0] < w[1]) && test.windows(2).all(|w| w[0] < w[1]));
+                let mut all = [train.clone(), test.clone()].concat();
+                all.sort_unstable();
+                proptest::prop_assert_eq!(all, (0..labels.len()).collect::<Vec<_>>());
+                proptest::prop_assert!(train.iter().zip(&yt).chain(test.iter().zip(&yv)).all(|(&i, &l)| labels[i] == l));
+                for &c in &classes {
+                    proptest::prop_assert_eq!(count(&yv, c), held(count(&labels, c)));
+                }
+            }
+            Err(Error::Empty { operand: "split", .. }) => {
+                proptest::prop_assert!(
+                    expected_held == 0 || expected_held == labels.len() || !(1.0..labels.len() as f64).contains(&overall)
+                );
+            }
+            Err(e) => proptest::prop_assert!(false, "{e:?}"),
+        }
+    }
+}
