@@ -118,7 +118,7 @@ fn main() -> Result<ExitCode, Box<dyn Error>> {
         progress: Progress::Lines,
     };
     let early = EarlyStopping { patience: args.patience, ..EarlyStopping::default() };
-    let mut trainer = Trainer::new(fit).with_early_stopping(early);
+    let mut trainer = Trainer::new(fit).with_early_stopping(early)?;
     let start = Instant::now();
     let history = trainer.fit(
         &mut net,

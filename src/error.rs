@@ -51,9 +51,20 @@ pub enum Error {
     /// step that sees one is refused before it changes any parameter.
     NonFinite {
         /// What was not finite: `"y1"` (`X·W1 + b1`: NaN/Inf in `x`, or overflow), `"loss"`,
-        /// `"gradient"`, `"lr"`, `"yhat"`, or `"update"` (an SGD step that would overflow a
-        /// finite parameter to ±∞).
+        /// `"gradient"`, `"lr"`, `"yhat"`, `"update"` (an SGD step that would overflow a
+        /// finite parameter to ±∞), or `"validation x"` / `"validation targets"` (a
+        /// validation set given to [`Trainer::fit`](crate::Trainer::fit)).
         what: &'static str,
+    },
+    /// A setting outside the values it may take (a schedule's, early stopping's, the training
+    /// loop's), refused where it is given, as PyTorch's schedulers raise `ValueError`.
+    InvalidSetting {
+        /// The setting, e.g. `"Cosine.steps"`, `"EarlyStopping.min_delta"`, `"scheduled lr"`.
+        setting: &'static str,
+        /// What it may be, e.g. `"at least 1"`.
+        expected: &'static str,
+        /// What it is.
+        found: String,
     },
     /// A class label is not below the number of classes K.
     InvalidLabel {
@@ -116,6 +127,9 @@ impl fmt::Display for Error {
                 write!(f, "optimizer state: {what}: expected {expected}, found {found}")
             }
             Error::NonFinite { what } => write!(f, "{what} is not finite"),
+            Error::InvalidSetting { setting, expected, found } => {
+                write!(f, "{setting}: expected {expected}, found {found}")
+            }
             Error::InvalidLabel { row, label, classes } => {
                 write!(f, "labels: label {label} in row {row} is not below the {classes} classes")
             }
@@ -142,6 +156,16 @@ pub(crate) fn blas_int(operand: &'static str, actual: Shape) -> Result<[std::ffi
         (Ok(r), Ok(c)) => Ok([r, c]),
         _ => Err(Error::TooLarge { operand, actual }),
     }
+}
+
+/// `Ok` if `ok`, else an [`Error::InvalidSetting`] naming `setting` with its value `found`.
+pub(crate) fn check_setting(
+    setting: &'static str,
+    expected: &'static str,
+    found: impl fmt::Debug,
+    ok: bool,
+) -> Result<()> {
+    if ok { Ok(()) } else { Err(Error::InvalidSetting { setting, expected, found: format!("{found:?}") }) }
 }
 
 /// `Ok` if `actual == expected`, else a [`Error::ShapeMismatch`] naming `operand`.

@@ -4,7 +4,7 @@ use rand::Rng;
 
 #[cfg(feature = "linalg")]
 use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Result, check_setting};
 use crate::scalar::Scalar;
 
 /// How the weights `W1` (D×H) and `W2` (H×K) are drawn; every one is a normal distribution
@@ -51,6 +51,10 @@ impl Init {
 
     /// Fills the row-major `fan_in × fan_out` matrix `w` with draws from N(0, σ²)
     /// (orthogonalized for `Orthogonal`).
+    ///
+    /// Errors: [`Error::InvalidSetting`](crate::Error::InvalidSetting) (`"init"`) for a σ that
+    /// is negative or not finite (PyTorch's `normal_` refuses a negative one), checked before
+    /// any draw, or weights that are not finite in `F` (σ = 1e39 in `f32`, a NaN gain).
     pub(crate) fn fill<F: Scalar, R: Rng + ?Sized>(
         &self,
         w: &mut [F],
@@ -59,6 +63,8 @@ impl Init {
         rng: &mut R,
     ) -> Result<()> {
         let std = self.std(fan_in, fan_out);
+        let expected = "a σ ≥ 0 (and gain) giving finite weights in the network's type";
+        check_setting("init", expected, self, std >= 0.0 && std.is_finite())?;
         for v in w.iter_mut() {
             let z = F::standard_normal(rng);
             *v = if std == 1.0 { z } else { z * F::cast(std) };
@@ -67,7 +73,7 @@ impl Init {
         if let Init::Orthogonal { gain } = *self {
             orthogonalize(w, fan_in, fan_out, gain)?;
         }
-        Ok(())
+        check_setting("init", expected, self, w.iter().all(|v| v.is_finite()))
     }
 }
 

@@ -82,6 +82,9 @@ impl<F: Scalar, A: Activation + Default> TwoLayerNet<F, A> {
     }
 
     /// A D→H→K network with weights drawn by `init` (He, Xavier, a given σ …), biases 0.
+    ///
+    /// Errors: as [`new`](Self::new); [`Error::InvalidSetting`] (`"init"`) for a σ that is
+    /// negative or not finite, or weights not finite in `F` (σ = 1e39 in `f32`).
     pub fn with_init<R: Rng + ?Sized>(d: usize, h: usize, k: usize, init: Init, rng: &mut R) -> Result<Self> {
         let mut params = Params::zeros(d, h, k)?;
         let [w1, _, w2, _] = params.parts_mut();
@@ -283,7 +286,10 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     }
 
     /// `ŷ = f(X·W1 + b1)·W2 + b2` for the N×D batch `x`; keeps `Y1` and `H1` for
-    /// [`backward`](Self::backward). Returns `ŷ`, N×K.
+    /// [`backward`](Self::backward). Returns `ŷ`, N×K. A training building block, as PyTorch's
+    /// `forward`: NaN or ±∞ in `x` pass through to `ŷ` ([`forward_checked`](Self::forward_checked)
+    /// reports them; the `&self` inference methods, [`predict`](Self::predict) and the rest,
+    /// refuse them).
     pub fn forward(&mut self, x: ArrayView2<'_, F>) -> Result<ArrayView2<'_, F>> {
         let n = self.batch_rows(&x)?;
         let (_, h, k) = self.params.dims();

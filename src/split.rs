@@ -56,17 +56,20 @@ pub fn split_stratified<F: Scalar>(
     seed: u64,
 ) -> Result<Split<F, Array1<usize>>> {
     check_shape("labels", [1, labels.len()], [1, x.nrows()])?;
-    let mut rng = StdRng::seed_from_u64(seed);
-    let classes = labels.iter().max().map_or(0, |&c| c + 1);
-    let (mut train, mut test) = (Vec::new(), Vec::new());
-    for class in 0..classes {
-        let mut members: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class).collect();
-        members.shuffle(&mut rng);
-        let held = (fraction * members.len() as f64).round() as usize;
-        test.extend_from_slice(&members[..held.min(members.len())]);
-        train.extend_from_slice(&members[held.min(members.len())..]);
-    }
     held_out(x.nrows(), fraction)?;
+    let mut rng = StdRng::seed_from_u64(seed);
+    // The rows grouped by label (a stable sort: each class's rows stay in their order), so
+    // the classes are walked in O(N log N) whatever the label values, never from 0 up to
+    // the largest label.
+    let mut by_class: Vec<usize> = (0..labels.len()).collect();
+    by_class.sort_by_key(|&i| labels[i]);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for members in by_class.chunk_by_mut(|&a, &b| labels[a] == labels[b]) {
+        members.shuffle(&mut rng);
+        let held = ((fraction * members.len() as f64).round() as usize).min(members.len());
+        test.extend_from_slice(&members[..held]);
+        train.extend_from_slice(&members[held..]);
+    }
     if train.is_empty() || test.is_empty() {
         return Err(Error::Empty { operand: "split", actual: [train.len(), test.len()] });
     }

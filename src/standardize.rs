@@ -2,7 +2,7 @@
 //! every other set, and kept in the training state so that a loaded model sees its inputs
 //! scaled the same way.
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
 
 use crate::checkpoint::CheckpointError;
 use crate::error::{Error, Result, check_shape};
@@ -12,6 +12,13 @@ use crate::state::TrainingState;
 /// `x ↦ (x − mean) / std` column by column, with the mean and the (population, `ddof = 0`)
 /// standard deviation of each column of the data it was fitted on; a constant column gets
 /// `std = 1`, so it maps to 0.
+///
+/// Constant as scikit-learn's `StandardScaler` decides it (`_is_constant_feature`): a
+/// variance within rounding of zero, `var ≤ N·ε·var + (N·|mean|·ε)²` with ε the `f64`
+/// epsilon (ten rows of 0.1 have a computed variance of 1.9e-34, not 0). So is a column whose
+/// deviation is not a normal number in `F` (0 or subnormal: `[0, 1e-45]` in `f32`), which
+/// would turn `transform` into ∞ and NaN. Every `std` is thus a normal number > 0, which is
+/// what [`restore`](Self::restore) accepts.
 ///
 /// ```
 /// use two_layer_net::{Standardizer, ndarray::array};
@@ -29,7 +36,8 @@ pub struct Standardizer<F> {
 }
 
 impl<F: Scalar> Standardizer<F> {
-    /// The means and standard deviations of the columns of `x` (computed in `f64`).
+    /// The means and standard deviations of the columns of `x` (computed in `f64`, a column
+    /// of values beyond 2⁴⁰⁰ divided by a power of two first, so that nothing overflows).
     ///
     /// Errors: [`Error::Empty`] for no rows or no columns; [`Error::NonFinite`] (`"x"`) for a
     /// NaN or infinite value.
@@ -41,16 +49,40 @@ impl<F: Scalar> Standardizer<F> {
         if !x.iter().all(|v| v.is_finite()) {
             return Err(Error::NonFinite { what: "x" });
         }
-        let mean: Array1<f64> = x.map(|v| v.as_f64()).mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(d));
+        // A column of values beyond 2⁴⁰⁰ is computed divided by a power of two near its
+        // largest (exact), so that neither its sum nor its squared deviations overflow (four
+        // rows of 1e308 had a mean of ∞); any other column as it is, bit for bit.
+        let scale: Array1<f64> = x
+            .columns()
+            .into_iter()
+            .map(|c| {
+                let max = c.fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
+                if max > 2f64.powi(400) { 2f64.powi(max.log2().floor() as i32) } else { 1.0 }
+            })
+            .collect();
+        let mut mean = Array1::<f64>::zeros(d);
+        for row in x.rows() {
+            Zip::from(&mut mean).and(&row).and(&scale).for_each(|m, &v, &s| *m += v.as_f64() / s);
+        }
+        mean /= n as f64;
         let mut var = Array1::<f64>::zeros(d);
         for row in x.rows() {
-            Zip::from(&mut var).and(&row).and(&mean).for_each(|s, &v, &m| *s += (v.as_f64() - m).powi(2));
+            Zip::from(&mut var)
+                .and(&row)
+                .and(&mean)
+                .and(&scale)
+                .for_each(|sq, &v, &m, &s| *sq += (v.as_f64() / s - m).powi(2));
         }
-        let std = var.mapv(|s| {
-            let sd = (s / n as f64).sqrt();
-            if sd > 0.0 { sd } else { 1.0 }
+        let n = n as f64;
+        let std = Zip::from(&var).and(&mean).and(&scale).map_collect(|&s, &m, &scale| {
+            let var = s / n;
+            let eps = f64::EPSILON;
+            // The bound scales as the variance does: the rule holds in the scaled units.
+            let constant = var <= n * eps * var + (n * m.abs() * eps).powi(2);
+            let sd = F::cast(var.sqrt() * scale);
+            if constant || !sd.is_normal() { F::one() } else { sd }
         });
-        Ok(Standardizer { mean: mean.mapv(F::cast), std: std.mapv(F::cast) })
+        Ok(Standardizer { mean: (mean * &scale).mapv(F::cast), std })
     }
 
     /// The column means.
@@ -78,7 +110,12 @@ impl<F: Scalar> Standardizer<F> {
     pub fn transform_in_place(&self, mut x: ArrayViewMut2<'_, F>) -> Result<()> {
         check_shape("x", [x.nrows(), x.ncols()], [x.nrows(), self.mean.len()])?;
         for mut row in x.rows_mut() {
-            Zip::from(&mut row).and(&self.mean).and(&self.std).for_each(|v, &m, &s| *v = (*v - m) / s);
+            Zip::from(&mut row).and(&self.mean).and(&self.std).for_each(|v, &m, &s| {
+                // `x − mean` overflows for values near the type's limit on both sides of the
+                // mean; then each is divided first.
+                let centred = *v - m;
+                *v = if centred.is_finite() { centred / s } else { *v / s - m / s };
+            });
         }
         Ok(())
     }
@@ -92,8 +129,9 @@ impl<F: Scalar> Standardizer<F> {
 
     /// The scaler recorded as `name` in `state`.
     ///
-    /// Errors: [`CheckpointError::Entry`] if a tensor is missing; [`CheckpointError::Shape`] if
-    /// they are not two vectors of one length with positive deviations.
+    /// Errors: [`CheckpointError::Entry`] if a tensor is missing, or a deviation is not a
+    /// normal number > 0 (which [`fit`](Self::fit) never gives); [`CheckpointError::Shape`] if
+    /// they are not two vectors of one length.
     pub fn restore(state: &TrainingState<F>, name: &str) -> Result<Self, CheckpointError> {
         let get = |part: &str| {
             let key = format!("{name}.{part}");
@@ -104,11 +142,25 @@ impl<F: Scalar> Standardizer<F> {
             })
         };
         let ((mean_shape, mean), (std_shape, std)) = (get("mean")?, get("std")?);
-        if mean_shape.len() != 1 || std_shape != mean_shape || std.iter().any(|&s| s <= F::zero()) {
+        if mean_shape.len() != 1 {
+            return Err(CheckpointError::Shape {
+                tensor: format!("{name}.mean"),
+                expected: vec![mean.len()],
+                found: mean_shape,
+            });
+        }
+        if std_shape != mean_shape {
             return Err(CheckpointError::Shape {
                 tensor: format!("{name}.std"),
                 expected: mean_shape,
                 found: std_shape,
+            });
+        }
+        if let Some(bad) = std.iter().find(|s| !(s.is_normal() && **s > F::zero())) {
+            return Err(CheckpointError::Entry {
+                name: format!("{name}.std"),
+                expected: "standard deviations that are normal numbers > 0".into(),
+                found: Some(bad.to_string()),
             });
         }
         Ok(Standardizer { mean: Array1::from(mean), std: Array1::from(std) })

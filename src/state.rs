@@ -27,8 +27,12 @@
 //! ```
 //!
 //! Loading checks the format, that every float tensor has the state's dtype and every value
-//! is finite, and the optimizer entries' structure; restoring into a network or optimizer
-//! checks that it fits (shape, activation, kind). No input panics.
+//! is finite (hyperparameters finite in that dtype), and the optimizer entries' structure;
+//! restoring into a network or optimizer checks that it fits (shape, activation, kind). No
+//! input panics. The setters refuse what the file cannot hold (reserved names, shapes whose
+//! product overflows, step counts beyond `I64`), and writing refuses a file readers would
+//! refuse: whatever [`TrainingState::to_bytes`] writes, [`TrainingState::from_bytes`] reads
+//! back equal.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -114,18 +118,25 @@ impl<F: Scalar> TrainingState<F> {
     }
 
     /// Records `net` under `name`: tensors `{name}.w1`, `.b1`, `.w2`, `.b2` and metadata
-    /// `{name}.d`, `.h`, `.k`, `.activation`.
+    /// `{name}.d`, `.h`, `.k`, `.activation`. All or nothing.
     ///
-    /// Errors: [`CheckpointError::NonFinite`] if a parameter is not finite.
+    /// Errors: [`CheckpointError::Entry`] for a reserved `name` (see
+    /// [`set_optimizer`](Self::set_optimizer)) or a tensor name [`set_tensor`](Self::set_tensor)
+    /// refuses; [`CheckpointError::NonFinite`] if a parameter is not finite.
     pub fn set_net<A: Activation>(
         &mut self,
         name: &str,
         net: &TwoLayerNet<F, A>,
     ) -> Result<(), CheckpointError> {
+        check_entry_name(name)?;
         let (d, h, k) = net.params().dims();
         let shapes = [vec![d, h], vec![h], vec![h, k], vec![k]];
-        for ((tensor, shape), part) in NET_TENSORS.iter().zip(shapes).zip(net.params().parts()) {
-            self.set_tensor(&format!("{name}.{tensor}"), &shape, part)?;
+        let tensors = NET_TENSORS.map(|tensor| format!("{name}.{tensor}"));
+        for ((tensor, shape), part) in tensors.iter().zip(&shapes).zip(net.params().parts()) {
+            self.check_tensor(tensor, shape, part)?;
+        }
+        for ((tensor, shape), part) in tensors.into_iter().zip(shapes).zip(net.params().parts()) {
+            self.tensors.insert(tensor, Tensor { shape, values: part.to_vec() });
         }
         for (key, value) in [("d", d.to_string()), ("h", h.to_string()), ("k", k.to_string())] {
             self.entries.insert(format!("{name}.{key}"), value);
@@ -137,31 +148,94 @@ impl<F: Scalar> TrainingState<F> {
     /// Records a tensor of your own (a layer's weights, say) under `name`, with `shape`
     /// (row-major, `values.len()` = the product of `shape`).
     ///
-    /// Errors: [`CheckpointError::Shape`] if the lengths disagree; [`CheckpointError::NonFinite`]
-    /// if a value is not finite.
+    /// Errors: [`CheckpointError::Entry`] for the name `__metadata__` (the safetensors header's
+    /// own) or an optimizer's step count's (`{opt}.{i}.step`); [`CheckpointError::Shape`] if
+    /// the lengths disagree or the shape's product overflows `usize`;
+    /// [`CheckpointError::NonFinite`] if a value is not finite.
     pub fn set_tensor(&mut self, name: &str, shape: &[usize], values: &[F]) -> Result<(), CheckpointError> {
-        if shape.iter().product::<usize>() != values.len() {
+        self.check_tensor(name, shape, values)?;
+        self.tensors.insert(name.to_owned(), Tensor { shape: shape.to_vec(), values: values.to_vec() });
+        Ok(())
+    }
+
+    /// `Ok` if [`set_tensor`](Self::set_tensor) takes these.
+    fn check_tensor(&self, name: &str, shape: &[usize], values: &[F]) -> Result<(), CheckpointError> {
+        if name == "__metadata__" || self.steps.contains_key(name) {
+            return Err(CheckpointError::Entry {
+                name: name.to_owned(),
+                expected: "a tensor name other than `__metadata__` and the optimizers' step counts".into(),
+                found: Some(name.to_owned()),
+            });
+        }
+        if elements(shape) != Some(values.len()) {
             return Err(CheckpointError::Shape {
                 tensor: name.to_owned(),
                 expected: vec![values.len()],
                 found: shape.to_vec(),
             });
         }
-        encode(name, values, &mut Vec::new())?;
-        self.tensors.insert(name.to_owned(), Tensor { shape: shape.to_vec(), values: values.to_vec() });
-        Ok(())
+        encode(name, values, &mut Vec::new())
     }
 
     /// Records `opt`'s [`state`](Optimizer::state) under `name`: its kind and
-    /// hyperparameters as metadata, each slot's step count and buffers as tensors.
+    /// hyperparameters as metadata, each slot's step count and buffers as tensors. All or
+    /// nothing.
     ///
-    /// Errors: [`CheckpointError::NonFinite`] if a buffer value is not finite.
+    /// `name`, as a network's, must not start with the sections `loop` or `user` (its entries
+    /// would land in the loop's or your metadata).
+    ///
+    /// Errors: [`CheckpointError::Entry`] for a reserved `name`, a buffer or hyperparameter
+    /// name that is empty, holds a comma, is `step` or comes twice, a step count's name that is already a
+    /// tensor's, a step count beyond `i64::MAX` (the file's `I64`), or a hyperparameter that is
+    /// not finite in `F`; [`CheckpointError::NonFinite`] if a buffer value is not finite.
     pub fn set_optimizer<O: Optimizer<F>>(&mut self, name: &str, opt: &O) -> Result<(), CheckpointError> {
+        check_entry_name(name)?;
         let state = opt.state();
-        for (i, slot) in state.slots.iter().enumerate() {
-            for (buffer, values) in state.buffer_names.iter().zip(&slot.buffers) {
-                self.set_tensor(&format!("{name}.{i}.{buffer}"), &[values.len()], values)?;
+        let entry = |key: String, expected: &str, found: String| {
+            Err(CheckpointError::Entry { name: key, expected: expected.into(), found: Some(found) })
+        };
+        // The name lists are written comma-joined and split on commas when read, and each
+        // name keys one tensor or metadata entry: a name twice would be read back as its
+        // last value twice.
+        let lists: [Vec<&String>; 2] =
+            [state.buffer_names.iter().collect(), state.hyperparameters.iter().map(|(h, _)| h).collect()];
+        let bad = lists.iter().find_map(|list| {
+            let mut names = list.iter().enumerate();
+            names.find(|&(i, n)| n.is_empty() || n.contains(',') || *n == "step" || list[..i].contains(n))
+        });
+        if let Some((_, bad)) = bad {
+            return entry(
+                format!("{name}.buffers"),
+                "names neither empty, with a comma, `step` nor repeated",
+                (*bad).clone(),
+            );
+        }
+        for (h, value) in &state.hyperparameters {
+            if !F::cast(*value).is_finite() {
+                return entry(
+                    format!("{name}.hyper.{h}"),
+                    "a number finite in the state's dtype",
+                    value.to_string(),
+                );
             }
+        }
+        let mut buffers = Vec::new();
+        for (i, slot) in state.slots.iter().enumerate() {
+            let step = format!("{name}.{i}.step");
+            if self.tensors.contains_key(&step) {
+                return entry(step, "an optimizer step count, not a tensor's name", "a tensor".into());
+            }
+            step_bytes(&step, slot.step)?;
+            for (buffer, values) in state.buffer_names.iter().zip(&slot.buffers) {
+                let tensor = format!("{name}.{i}.{buffer}");
+                self.check_tensor(&tensor, &[values.len()], values)?;
+                buffers.push((tensor, values));
+            }
+        }
+        for (tensor, values) in buffers {
+            self.tensors.insert(tensor, Tensor { shape: vec![values.len()], values: values.clone() });
+        }
+        for (i, slot) in state.slots.iter().enumerate() {
             self.steps.insert(format!("{name}.{i}.step"), slot.step);
         }
         let names: Vec<&str> = state.hyperparameters.iter().map(|(n, _)| n.as_str()).collect();
@@ -233,7 +307,7 @@ impl<F: Scalar> TrainingState<F> {
     /// Errors: [`CheckpointError::Entry`] if there is no such tensor; [`CheckpointError::Shape`]
     /// if it has another shape or `out` another length.
     pub fn restore_tensor(&self, name: &str, shape: &[usize], out: &mut [F]) -> Result<(), CheckpointError> {
-        if shape.iter().product::<usize>() != out.len() {
+        if elements(shape) != Some(out.len()) {
             return Err(CheckpointError::Shape {
                 tensor: name.to_owned(),
                 expected: shape.to_vec(),
@@ -278,11 +352,17 @@ impl<F: Scalar> TrainingState<F> {
         for h in list(entry("hyperparameters")?) {
             let key = format!("{name}.hyper.{h}");
             let value = self.entry(&key)?;
-            let parsed = value.parse::<f64>().map_err(|_| CheckpointError::Entry {
-                name: key.clone(),
-                expected: "a number".into(),
-                found: Some(value.to_owned()),
-            })?;
+            // Finite in `F`, not only in f64: `lr = 1e39` would be ∞ in an f32 optimizer.
+            let parsed = match value.parse::<f64>() {
+                Ok(v) if F::cast(v).is_finite() => v,
+                _ => {
+                    return Err(CheckpointError::Entry {
+                        name: key.clone(),
+                        expected: "a number finite in the state's dtype".into(),
+                        found: Some(value.to_owned()),
+                    });
+                }
+            };
             hyperparameters.push((h, parsed));
         }
         let mut slot_states = Vec::new();
@@ -355,7 +435,10 @@ impl<F: Scalar> TrainingState<F> {
     /// Deterministic: the same state always gives the same bytes.
     ///
     /// Errors: [`CheckpointError::NonFinite`] if a value is not finite (which `set_tensor` and
-    /// the other setters already refuse).
+    /// the other setters already refuse); [`CheckpointError::Unreadable`] for a state that
+    /// safetensors readers would refuse (a header over their 100 MB limit, a tensor dimension
+    /// beyond the file's length): what `to_bytes` and [`save`](Self::save) write,
+    /// [`from_bytes`](Self::from_bytes) and [`load`](Self::load) read.
     pub fn to_bytes(&self) -> Result<Vec<u8>, CheckpointError> {
         let mut floats =
             Vec::with_capacity(self.tensors.values().map(|t| t.values.len() * size_of::<F>()).sum());
@@ -364,9 +447,8 @@ impl<F: Scalar> TrainingState<F> {
             encode(name, &t.values, &mut floats)?;
             ends.push(floats.len());
         }
-        // Step counts beyond i64 cannot be reached by any run.
         let steps: Vec<[u8; 8]> =
-            self.steps.values().map(|&s| i64::try_from(s).unwrap_or(i64::MAX).to_le_bytes()).collect();
+            self.steps.iter().map(|(name, &s)| step_bytes(name, s)).collect::<Result<_, _>>()?;
         let starts = std::iter::once(0).chain(ends.iter().copied());
         let float_tensors = self.tensors.iter().zip(starts.zip(&ends)).map(|((name, t), (start, &end))| {
             checkpoint::Tensor { name, dtype: dtype::<F>().1, shape: &t.shape, bytes: &floats[start..end] }
@@ -385,7 +467,12 @@ impl<F: Scalar> TrainingState<F> {
         meta.insert("format_version".into(), FORMAT_VERSION.into());
         meta.insert("version".into(), env!("CARGO_PKG_VERSION").into());
         meta.insert("dtype".into(), F::NAME.into());
-        Ok(serialize(&tensors, &meta))
+        let bytes = serialize(&tensors, &meta);
+        // What the setters cannot see alone is checked on the whole file: the safetensors
+        // header limit (100 MB of metadata, say), a shape number beyond the file's length (a
+        // tensor of shape [0, 10⁹])... Whatever is written here, `from_bytes` reads.
+        parse(&bytes).map_err(|e| CheckpointError::Unreadable(e.to_string()))?;
+        Ok(bytes)
     }
 
     /// A state from the bytes of a training-state file, checked as the module docs say.
@@ -464,4 +551,34 @@ impl<F: Scalar> TrainingState<F> {
         let bytes = fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_owned(), source })?;
         Self::from_bytes(&bytes)
     }
+}
+
+/// The metadata sections of the loop and of the user: `loop.{key}`, `user.{key}`.
+const SECTIONS: [&str; 2] = ["loop", "user"];
+
+/// `Ok` unless a network or optimizer named `name` would write its metadata into a section.
+fn check_entry_name(name: &str) -> Result<(), CheckpointError> {
+    let first = name.split('.').next().unwrap_or(name);
+    if SECTIONS.contains(&first) {
+        return Err(CheckpointError::Entry {
+            name: name.to_owned(),
+            expected: "a name whose first part is not `loop` or `user` (the loop's and your sections)".into(),
+            found: Some(name.to_owned()),
+        });
+    }
+    Ok(())
+}
+
+/// The number of elements of `shape`, `None` if it overflows `usize`.
+fn elements(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// The step count `step` as the file's little-endian `I64`.
+fn step_bytes(name: &str, step: u64) -> Result<[u8; 8], CheckpointError> {
+    i64::try_from(step).map(i64::to_le_bytes).map_err(|_| CheckpointError::Entry {
+        name: name.to_owned(),
+        expected: format!("a step count ≤ {} (an I64)", i64::MAX),
+        found: Some(step.to_string()),
+    })
 }

@@ -12,7 +12,7 @@ use rand::{SeedableRng, rngs::StdRng};
 
 use crate::activation::Activation;
 use crate::checkpoint::CheckpointError;
-use crate::error::{Error, Result, check_shape};
+use crate::error::{Error, Result, check_setting, check_shape};
 use crate::loss::Loss;
 use crate::net::{TwoLayerNet, count_correct};
 use crate::optim::Optimizer;
@@ -34,6 +34,11 @@ pub trait Targets<F: Scalar, L: Loss<F>> {
     /// Checks every target against `loss` for a network with `outputs` outputs
     /// ([`Loss::check_target`] over the whole set), before training starts.
     fn check(&self, loss: &L, outputs: usize) -> Result<()>;
+
+    /// Whether every target is a finite number (class labels always are).
+    fn all_finite(&self) -> bool {
+        true
+    }
 
     /// Storage for batches of up to `rows` examples.
     fn batch(&self, rows: usize) -> Self::Batch;
@@ -68,6 +73,9 @@ where
     }
     fn check(&self, loss: &L, outputs: usize) -> Result<()> {
         loss.check_target([self.nrows(), outputs], self.view())
+    }
+    fn all_finite(&self) -> bool {
+        self.iter().all(|v| v.is_finite())
     }
     fn batch(&self, rows: usize) -> Array2<F> {
         Array2::zeros((rows, self.ncols()))
@@ -203,7 +211,7 @@ impl Monitor {
         }
     }
 
-    /// Whether `value` improves on `best` by more than `min_delta`.
+    /// Whether `value` improves on `best` by more than `min_delta` (≥ 0).
     fn improves(self, value: f64, best: f64, min_delta: f64) -> bool {
         match self {
             Monitor::ValAccuracy => value > best + min_delta,
@@ -213,16 +221,20 @@ impl Monitor {
 }
 
 /// Stop when a figure stops improving, as Keras's `EarlyStopping`: an epoch improves when its
-/// [`monitor`](Self::monitor) beats the best so far by more than `min_delta`; after
+/// [`monitor`](Self::monitor) beats the best so far by more than `|min_delta|`; after
 /// `patience` epochs in a row without improvement the loop stops and, with `restore_best`,
 /// puts back the parameters of the best epoch.
+///
+/// Checked ([`check`](Self::check)) by [`Trainer::with_early_stopping`] and when `fit`
+/// starts: `min_delta` must be finite (a negative one counts as its absolute value, as in
+/// Keras), and [`Monitor::ValAccuracy`] needs class labels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EarlyStopping {
     /// What to watch; the default, [`Monitor::ValLoss`], needs a validation set.
     pub monitor: Monitor,
     /// Epochs without improvement before stopping; default 5.
     pub patience: usize,
-    /// The least change that counts as an improvement; default 0.
+    /// The least change that counts as an improvement, in absolute value; default 0.
     pub min_delta: f64,
     /// Put back the best epoch's parameters when stopping; default true (Keras: false).
     pub restore_best: bool,
@@ -231,6 +243,20 @@ pub struct EarlyStopping {
 impl Default for EarlyStopping {
     fn default() -> Self {
         EarlyStopping { monitor: Monitor::ValLoss, patience: 5, min_delta: 0.0, restore_best: true }
+    }
+}
+
+impl EarlyStopping {
+    /// `Ok` if the settings are in their domain: [`Error::InvalidSetting`]
+    /// (`"EarlyStopping.min_delta"`) for a NaN or infinite `min_delta` (NaN made every epoch
+    /// a non-improvement, so the loop stopped while the loss fell).
+    pub fn check(&self) -> Result<()> {
+        check_setting(
+            "EarlyStopping.min_delta",
+            "a finite number",
+            self.min_delta,
+            self.min_delta.is_finite(),
+        )
     }
 }
 
@@ -326,14 +352,20 @@ impl Trainer {
 
 impl<S: Schedule> Trainer<S> {
     /// The same loop, with early stopping.
-    pub fn with_early_stopping(self, early_stopping: EarlyStopping) -> Self {
-        Trainer { early_stopping: Some(early_stopping), ..self }
+    ///
+    /// Errors: as [`EarlyStopping::check`].
+    pub fn with_early_stopping(self, early_stopping: EarlyStopping) -> Result<Self> {
+        early_stopping.check()?;
+        Ok(Trainer { early_stopping: Some(early_stopping), ..self })
     }
 
     /// The same loop, with a learning-rate schedule (see [`Schedule`]); its base rate is the
     /// optimizer's at the first step.
-    pub fn with_schedule<S2: Schedule>(self, schedule: S2) -> Trainer<S2> {
-        Trainer {
+    ///
+    /// Errors: as [`Schedule::check`] (e.g. `Cosine { steps: 0, .. }`).
+    pub fn with_schedule<S2: Schedule>(self, schedule: S2) -> Result<Trainer<S2>> {
+        schedule.check()?;
+        Ok(Trainer {
             settings: self.settings,
             early_stopping: self.early_stopping,
             schedule: Some(schedule),
@@ -343,7 +375,7 @@ impl<S: Schedule> Trainer<S> {
             step: self.step,
             best: self.best,
             stopped: self.stopped,
-        }
+        })
     }
 
     /// Early stopping's best epoch so far and its figure.
@@ -383,15 +415,20 @@ impl<S: Schedule> Trainer<S> {
             section.insert("best.epoch".into(), best.epoch.to_string());
             section.insert("best.wait".into(), best.wait.to_string());
             let params: Vec<F> = best.params.iter().map(|&v| F::cast(v)).collect();
-            // The parameters of a finished epoch are finite, so this cannot fail.
+            // Cannot fail: the parameters of a finished epoch are finite, and the name is
+            // neither reserved nor a step count's (those end in `.step`).
             let _ = state.set_tensor("loop.best_params", &[params.len()], &params);
         }
     }
 
     /// Puts back the position [`save`](Self::save) recorded.
     ///
-    /// Errors: [`CheckpointError::Entry`] if an entry is missing or not a number, or the
-    /// recorded seed is not this loop's (the run would not go on as it was).
+    /// Errors: [`CheckpointError::Entry`] if an entry is missing or not a number, the base rate
+    /// is not finite and ≥ 0, the best figure is not finite, the best epoch is not one before
+    /// `loop.epoch` (with at most as many waits after it), or the recorded seed is not this
+    /// loop's (the run would not go on as it was); [`CheckpointError::Shape`] if
+    /// `loop.best_params` is not a vector. That vector's length is checked against the network
+    /// by [`fit`](Self::fit), before any step.
     pub fn restore<F: Scalar>(&mut self, state: &TrainingState<F>) -> Result<(), CheckpointError> {
         let number = |key: &str| -> Result<u64, CheckpointError> {
             let found = state.loop_state().get(key);
@@ -414,29 +451,47 @@ impl<S: Schedule> Trainer<S> {
             expected: "an epoch count".into(),
             found: Some(epoch.to_string()),
         })?;
-        let best = match state.loop_state().get("best.value") {
-            None => None,
-            Some(value) => Some(Best {
-                value: value.parse().map_err(|_| CheckpointError::Entry {
-                    name: "loop.best.value".into(),
-                    expected: "a number".into(),
-                    found: Some(value.clone()),
-                })?,
-                epoch: number("best.epoch")? as usize,
-                wait: number("best.wait")? as usize,
-                params: state
-                    .tensor("loop.best_params")
-                    .map_or(Vec::new(), |(_, v)| v.iter().map(|x| x.as_f64()).collect()),
-            }),
+        // A figure recorded as text: a number, finite, and in `range` (the rule as `expected`).
+        let real = |key: &str, expected: &str, ok: fn(f64) -> bool| -> Result<Option<f64>, CheckpointError> {
+            let Some(text) = state.loop_state().get(key) else { return Ok(None) };
+            match text.parse::<f64>() {
+                Ok(v) if ok(v) => Ok(Some(v)),
+                _ => Err(CheckpointError::Entry {
+                    name: format!("loop.{key}"),
+                    expected: expected.into(),
+                    found: Some(text.clone()),
+                }),
+            }
         };
-        let base_lr = match state.loop_state().get("base_lr") {
+        let best = match real("best.value", "a finite number", f64::is_finite)? {
             None => None,
-            Some(v) => Some(v.parse().map_err(|_| CheckpointError::Entry {
-                name: "loop.base_lr".into(),
-                expected: "a number".into(),
-                found: Some(v.clone()),
-            })?),
+            Some(value) => {
+                let (best_epoch, wait) = (number("best.epoch")?, number("best.wait")?);
+                // The best epoch is a completed one, and every epoch after it either beat
+                // it or added one to `wait`.
+                if best_epoch >= epoch as u64 || wait > epoch as u64 - best_epoch - 1 {
+                    return Err(CheckpointError::Entry {
+                        name: "loop.best.epoch".into(),
+                        expected: format!("an epoch before {epoch}, with at most as many waits after it"),
+                        found: Some(format!("{best_epoch} (wait {wait})")),
+                    });
+                }
+                let params = match state.tensor("loop.best_params") {
+                    None => Vec::new(),
+                    Some((shape, _)) if shape.len() != 1 => {
+                        return Err(CheckpointError::Shape {
+                            tensor: "loop.best_params".into(),
+                            expected: vec![shape.iter().product()],
+                            found: shape.to_vec(),
+                        });
+                    }
+                    Some((_, v)) => v.iter().map(|x| x.as_f64()).collect(),
+                };
+                // Both fit `usize`: `best_epoch < epoch`, which is a `usize`.
+                Some(Best { value, epoch: best_epoch as usize, wait: wait as usize, params })
+            }
         };
+        let base_lr = real("base_lr", "a finite rate ≥ 0", |v| v.is_finite() && v >= 0.0)?;
         (self.epoch, self.step, self.best, self.base_lr) = (epoch, step, best, base_lr);
         Ok(())
     }
@@ -452,12 +507,22 @@ impl<S: Schedule> Trainer<S> {
     /// Buffers for a batch are allocated once per call, before the first epoch; nothing is
     /// allocated in proportion to `epochs`.
     ///
-    /// Errors: shape and target errors (a label ≥ K, say) before any step; a step that fails
+    /// Errors: shape and target errors (a label ≥ K, say) before any step, and so for the
+    /// validation set [`Error::NonFinite`] (`"validation x"`, `"validation targets"`) for a NaN
+    /// or infinite value; [`Error::ShapeMismatch`] (`"loop.best_params"`) if a restored best
+    /// epoch's parameters are not the size of `net`'s; a step that fails
     /// (e.g. a non-finite loss) stops the loop with [`Error::Training`] naming the epoch and
     /// step, the parameters left as the last good step made them (and the epoch not counted);
     /// [`Error::Empty`] for no rows in `x` (`"x"`), a `batch_size` of 0, a validation set of no
     /// rows, or early stopping on a validation figure without a validation set
-    /// (`"validation"`).
+    /// (`"validation"`); [`Error::InvalidSetting`] for early stopping or a schedule that
+    /// [`EarlyStopping::check`] or [`Schedule::check`] refuses, `ValAccuracy` watched without
+    /// class labels, or a `clip_norm` not finite and > 0, all before any step; a scheduled
+    /// rate that is not finite ([`Error::NonFinite`] `"lr"`) or is negative
+    /// ([`Error::InvalidSetting`] `"scheduled lr"`) stops the loop at that step with
+    /// [`Error::Training`], before the rate is set on the optimizer. A validation loss that is
+    /// not finite after an epoch (an output overflowing to ±∞) stops the loop with that
+    /// [`Error::NonFinite`], the epoch's steps applied and the epoch not counted.
     #[allow(clippy::too_many_arguments)]
     pub fn fit<F, A, L, O, T>(
         &mut self,
@@ -494,10 +559,47 @@ impl<S: Schedule> Trainer<S> {
                 return Err(Error::Empty { operand: "validation", actual: [0, net.input_dim()] });
             }
             tv.check(loss, net.output_dim())?;
+            // The validation set is only read after an epoch has trained: a NaN there would
+            // make every validation figure NaN (and early stopping roll back to epoch 0), so
+            // it is refused before the first step.
+            if !xv.iter().all(|v| v.is_finite()) {
+                return Err(Error::NonFinite { what: "validation x" });
+            }
+            if !tv.all_finite() {
+                return Err(Error::NonFinite { what: "validation targets" });
+            }
+        }
+        if let Some(best) = &self.best
+            && !best.params.is_empty()
+        {
+            // Restored from a state that may hold another network's parameters.
+            check_shape("loop.best_params", [1, best.params.len()], [1, net.params().len()])?;
         }
         let watches_validation = self.early_stopping.is_some_and(|e| e.monitor != Monitor::Loss);
         if watches_validation && validation.is_none() {
             return Err(Error::Empty { operand: "validation", actual: [0, net.input_dim()] });
+        }
+        // The settings are public fields, so they are checked here too, where they enter.
+        if let Some(es) = &self.early_stopping {
+            es.check()?;
+            let labelled = validation.as_ref().is_some_and(|(_, t)| t.labels().is_some());
+            check_setting(
+                "EarlyStopping.monitor",
+                "a figure the loop reports (ValAccuracy needs class labels)",
+                es.monitor,
+                es.monitor != Monitor::ValAccuracy || labelled,
+            )?;
+        }
+        if let Some(schedule) = &self.schedule {
+            schedule.check()?;
+        }
+        if let Some(max_norm) = self.clip_norm {
+            check_setting(
+                "clip_norm",
+                "a finite norm > 0",
+                max_norm,
+                max_norm.is_finite() && max_norm > 0.0,
+            )?;
         }
         self.stopped = false;
         let bs = cfg.batch_size.min(n);
@@ -530,7 +632,10 @@ impl<S: Schedule> Trainer<S> {
                 let xv = xb.slice_axis(Axis(0), (0..m).into());
                 if let Some(schedule) = &self.schedule {
                     let base = *self.base_lr.get_or_insert(opt.learning_rate().as_f64());
-                    opt.set_learning_rate(F::cast(schedule.lr(base, self.step, epoch)));
+                    // Checked before it is set: a refused rate is not left on the optimizer.
+                    let lr = scheduled_rate(schedule.lr(base, self.step, epoch))
+                        .map_err(|e| Error::Training { epoch, step, source: Box::new(e) })?;
+                    opt.set_learning_rate(lr);
                 }
                 let target = T::view(&tb, m);
                 let step_result = match self.clip_norm {
@@ -594,7 +699,7 @@ impl<S> Trainer<S> {
         let Some(es) = self.early_stopping else { return false };
         let Some(value) = es.monitor.value(report) else { return false };
         match &mut self.best {
-            Some(best) if !es.monitor.improves(value, best.value, es.min_delta) => {
+            Some(best) if !es.monitor.improves(value, best.value, es.min_delta.abs()) => {
                 best.wait += 1;
                 if best.wait < es.patience.max(1) {
                     return false;
@@ -619,6 +724,17 @@ impl<S> Trainer<S> {
             }
         }
     }
+}
+
+/// A schedule's rate as `F`: [`Error::NonFinite`] (`"lr"`) unless finite in `F`,
+/// [`Error::InvalidSetting`] (`"scheduled lr"`) if negative.
+fn scheduled_rate<F: Scalar>(rate: f64) -> Result<F> {
+    let lr = F::cast(rate);
+    if !lr.is_finite() {
+        return Err(Error::NonFinite { what: "lr" });
+    }
+    check_setting("scheduled lr", "a rate ≥ 0", rate, rate >= 0.0)?;
+    Ok(lr)
 }
 
 /// The generator that orders epoch `epoch` of a run seeded `seed`: a function of the two

@@ -139,3 +139,58 @@ fn bad_input_is_a_typed_error() {
         Error::ShapeMismatch { .. }
     ));
 }
+
+/// Inference returns finite numbers or an error, as scikit-learn's `predict` refuses NaN: a
+/// row with a NaN is refused by every `&self` method (it was class 0, and accuracy 1.0 with
+/// labels 0), and the same cell reaches `ŷ` through the training building block `forward`,
+/// as documented.
+#[test]
+fn a_non_finite_row_is_refused_by_every_inference_method() {
+    let net = net();
+    let mut x = Array2::<f64>::zeros((3, 2));
+    for v in [f64::NAN, f64::INFINITY] {
+        x[[1, 0]] = v;
+        let refused = Error::NonFinite { what: "y1" };
+        assert_eq!(net.predict(x.view()).unwrap_err(), refused);
+        assert_eq!(net.predict_proba(x.view()).unwrap_err(), refused);
+        assert_eq!(net.predict_classes(x.view()).unwrap_err(), refused);
+        assert_eq!(net.forward_with(x.view(), &mut Scratch::new()).unwrap_err(), refused);
+        let labels = Array1::zeros(3);
+        assert_eq!(net.accuracy(x.view(), labels.view()).unwrap_err(), refused);
+        assert_eq!(net.evaluate(x.view(), labels.view(), &SoftmaxCrossEntropy).unwrap_err(), refused);
+        let mut own = net.clone();
+        assert!(own.forward(x.view()).unwrap().row(1).iter().all(|v| !v.is_finite()));
+    }
+    // A NaN target gives a loss that is not a number: refused too.
+    let x = Array2::<f64>::zeros((3, 2));
+    let mut y = Array2::<f64>::zeros((3, 3));
+    y[[2, 2]] = f64::NAN;
+    assert_eq!(net.evaluate(x.view(), y.view(), &Mse).unwrap_err(), Error::NonFinite { what: "loss" });
+}
+
+/// `accuracy` checks the labels as `evaluate` does: a label ≥ K is an error, not a miss.
+#[test]
+fn accuracy_refuses_a_label_beyond_the_classes() {
+    let net = TwoLayerNet::<f64>::new(2, 4, 2, &mut StdRng::seed_from_u64(1)).unwrap();
+    let x = Array2::<f64>::ones((3, 2));
+    let labels = Array1::from(vec![0, 7, usize::MAX]);
+    let refused = Error::InvalidLabel { row: 1, label: 7, classes: 2 };
+    assert_eq!(net.accuracy(x.view(), labels.view()).unwrap_err(), refused);
+    assert_eq!(net.evaluate(x.view(), labels.view(), &SoftmaxCrossEntropy).unwrap_err(), refused);
+}
+
+/// A logit that overflows to +∞ (an f32 net with large weights) is refused by
+/// `predict_proba`, rather than given as a row of NaN; `predict` and `predict_classes` say the
+/// same.
+#[test]
+fn an_infinite_logit_is_refused() {
+    let mut net = TwoLayerNet::<f32>::new(2, 4, 2, &mut StdRng::seed_from_u64(1)).unwrap();
+    net.params_mut().as_slice_mut().fill(1e20);
+    let x = Array2::<f32>::from_elem((1, 2), 1e5);
+    let mut own = net.clone();
+    assert!(own.forward(x.view()).unwrap().iter().all(|v| *v == f32::INFINITY), "the logits overflow");
+    let refused = Error::NonFinite { what: "yhat" };
+    assert_eq!(net.predict_proba(x.view()).unwrap_err(), refused);
+    assert_eq!(net.predict(x.view()).unwrap_err(), refused);
+    assert_eq!(net.predict_classes(x.view()).unwrap_err(), refused);
+}

@@ -84,3 +84,29 @@ fn init_f32_std() {
     assert!((std / sigma - 1.0).abs() < 0.05, "f32 He w1: {std} vs {sigma}");
     assert!(net.b1().iter().all(|&b| b == 0.0));
 }
+
+/// A σ outside its domain is refused where it enters, with a typed error and before any draw,
+/// rather than building a network of NaN or ∞ weights that no step can train and no
+/// checkpoint can hold: NaN, ∞ and negative σ, and a σ finite in f64 but whose draws are not
+/// finite in f32.
+#[test]
+fn a_sigma_outside_its_domain_is_refused() {
+    use two_layer_net::Error;
+    for std in [f64::NAN, f64::INFINITY, -0.5] {
+        let mut rng = StdRng::seed_from_u64(0);
+        let e = TwoLayerNet::<f64>::with_init(2, 3, 1, Init::Normal { std }, &mut rng).unwrap_err();
+        assert!(matches!(e, Error::InvalidSetting { setting: "init", .. }), "{std}: {e:?}");
+        // No draw was taken: the generator is where it started.
+        let mut fresh = StdRng::seed_from_u64(0);
+        assert_eq!(
+            two_layer_net::rand::Rng::next_u64(&mut rng),
+            two_layer_net::rand::Rng::next_u64(&mut fresh)
+        );
+    }
+    let e = TwoLayerNet::<f32>::with_init(2, 3, 1, Init::Normal { std: 1e39 }, &mut StdRng::seed_from_u64(0));
+    assert!(matches!(e, Err(Error::InvalidSetting { setting: "init", .. })), "{e:?}");
+    assert!(
+        TwoLayerNet::<f32>::with_init(2, 3, 1, Init::Normal { std: 0.0 }, &mut StdRng::seed_from_u64(0))
+            .is_ok()
+    );
+}

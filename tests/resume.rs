@@ -110,6 +110,7 @@ fn train<F: Scalar, O: Optimizer<F>>(m: &mut Model<F>, opt: &mut O, mode: &str, 
 fn trainer(epochs: usize) -> Trainer<Warmup<Cosine>> {
     Trainer::new(Fit { epochs, batch_size: 5, shuffle: true, seed: 3, progress: Progress::Off })
         .with_schedule(Warmup { steps: 4, then: Cosine { steps: 30, min: 1e-3 } })
+        .unwrap()
 }
 
 /// The net alone trained by a `Trainer` up to epoch `to`, from the position in `state` if given.

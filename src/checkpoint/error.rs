@@ -85,6 +85,9 @@ pub enum CheckpointError {
         /// The value, widened to `f64`.
         value: f64,
     },
+    /// What would be written is not a file safetensors readers accept (a header over their
+    /// 100 MB limit, say): refused, so that every file written can be read back.
+    Unreadable(String),
     /// The tensors are consistent but do not make a network (a dimension of zero, or one too
     /// large for BLAS).
     Net(Error),
@@ -128,6 +131,9 @@ impl fmt::Display for CheckpointError {
             }
             CheckpointError::NonFinite { tensor, index, value } => {
                 write!(f, "tensor `{tensor}`: element {index} is {value}, expected a finite value")
+            }
+            CheckpointError::Unreadable(msg) => {
+                write!(f, "refused to write a file safetensors readers would refuse: {msg}")
             }
             CheckpointError::Net(e) => write!(f, "the checkpoint's tensors do not make a network: {e}"),
             CheckpointError::Entry { name, expected, found: Some(found) } => {

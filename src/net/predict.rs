@@ -1,13 +1,19 @@
 //! Inference through a shared network: every method here takes `&self`, so many threads can
 //! use one `&TwoLayerNet` at once, each with its own [`Scratch`] (or letting the allocating
 //! forms make one).
+//!
+//! Each returns finite numbers or an error, as scikit-learn's `predict` refuses NaN input:
+//! [`Error::NonFinite`] `"y1"` for a NaN or infinite value in `x` (or `X·W1 + b1`
+//! overflowing), `"yhat"` for an output that overflows. The `&mut self`
+//! [`forward`](TwoLayerNet::forward), a training building block, lets them through, as
+//! PyTorch's `forward` does.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use super::{TwoLayerNet, forward_pass};
 use crate::activation::Activation;
-use crate::error::{Result, check_shape};
-use crate::loss::Loss;
+use crate::error::{Error, Result, check_shape};
+use crate::loss::{Loss, SoftmaxCrossEntropy};
 use crate::scalar::Scalar;
 use crate::workspace::Scratch;
 use crate::workspace::{mat, mat_mut};
@@ -17,8 +23,9 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// allocation-free once `scratch` has held a batch this large. Returns `ŷ`, N×K, borrowed
     /// from `scratch`. Keeps nothing for `backward` (that is [`forward`](Self::forward)).
     ///
-    /// Errors: [`Error::ShapeMismatch`](crate::Error::ShapeMismatch) for `x`;
-    /// [`Error::Empty`](crate::Error::Empty) for no rows.
+    /// Errors: [`Error::ShapeMismatch`] for `x`; [`Error::Empty`] for no rows;
+    /// [`Error::NonFinite`] (`"y1"`) for a NaN or infinite value in `x`, (`"yhat"`) for an
+    /// output that overflows to ±∞.
     ///
     /// ```
     /// use two_layer_net::{Scratch, TwoLayerNet, ndarray::Array2, rand::{SeedableRng, rngs::StdRng}};
@@ -52,9 +59,10 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
 
     /// Class probabilities: the row softmax of `ŷ`, `pᵢⱼ = exp(ŷᵢⱼ) / Σₖ exp(ŷᵢₖ)` (with the row
     /// maximum subtracted first), N×K, each row summing to 1. For a network trained with
-    /// [`SoftmaxCrossEntropy`](crate::SoftmaxCrossEntropy).
+    /// [`SoftmaxCrossEntropy`].
     ///
-    /// Errors: as [`forward_with`](Self::forward_with).
+    /// Errors: as [`forward_with`](Self::forward_with): an infinite logit is refused
+    /// ([`Error::NonFinite`] `"yhat"`), not turned into a row of NaN.
     pub fn predict_proba(&self, x: ArrayView2<'_, F>) -> Result<Array2<F>> {
         let mut p = self.predict(x)?;
         for mut row in p.rows_mut() {
@@ -68,7 +76,8 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
 
     /// The predicted class of each row: the index of its largest output (the first of ties).
     ///
-    /// Errors: as [`forward_with`](Self::forward_with).
+    /// Errors: as [`forward_with`](Self::forward_with): a row with a NaN is refused, not
+    /// classed as 0.
     pub fn predict_classes(&self, x: ArrayView2<'_, F>) -> Result<Array1<usize>> {
         let mut scratch = Scratch::new();
         let yhat = self.forward_with(x, &mut scratch)?;
@@ -78,9 +87,12 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// The fraction of rows of `x` whose largest output is the label: the network as a
     /// classifier.
     ///
-    /// Errors: as [`forward_with`](Self::forward_with); `labels` must have one entry per row.
+    /// Errors: as [`forward_with`](Self::forward_with); [`Error::ShapeMismatch`] unless
+    /// `labels` has one entry per row, and [`Error::InvalidLabel`] for a label ≥ K, as
+    /// [`evaluate`](Self::evaluate) with [`SoftmaxCrossEntropy`].
     pub fn accuracy(&self, x: ArrayView2<'_, F>, labels: ArrayView1<'_, usize>) -> Result<f64> {
-        check_shape("labels", [1, labels.len()], [1, x.nrows()])?;
+        self.batch_rows(&x)?;
+        Loss::<F>::check_target(&SoftmaxCrossEntropy, [x.nrows(), self.output_dim()], labels)?;
         let classes = self.predict_classes(x)?;
         let right = classes.iter().zip(labels).filter(|(c, l)| c == l).count();
         Ok(right as f64 / labels.len() as f64)
@@ -90,7 +102,9 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
     /// caller's: a validation loss. The L2 penalty of an [`L2`](crate::L2) loss is not
     /// included; [`penalty`](Self::penalty) gives it.
     ///
-    /// Errors: shapes of `x` and `target` as in a training step.
+    /// Errors: shapes of `x` and `target` as in a training step; as
+    /// [`forward_with`](Self::forward_with) for non-finite input; [`Error::NonFinite`]
+    /// (`"loss"`) for a loss that is not finite (a NaN target, say).
     ///
     /// ```
     /// use two_layer_net::{Mse, TwoLayerNet, ndarray::array, rand::{SeedableRng, rngs::StdRng}};
@@ -136,7 +150,11 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         let (yhat, dyhat) = self.infer(x, scratch, true)?;
         let accuracy = labels.map(|labels| count_correct(yhat, labels) as f64 / labels.len() as f64);
         let (n, k) = yhat.dim();
-        Ok((loss.loss_and_grad(yhat, target, mat_mut(dyhat, n, k))?, accuracy))
+        let l = loss.loss_and_grad(yhat, target, mat_mut(dyhat, n, k))?;
+        if !l.is_finite() {
+            return Err(Error::NonFinite { what: "loss" });
+        }
+        Ok((l, accuracy))
     }
 
     /// The forward pass into `scratch` (and room for `dŷ` when asked): `ŷ` and that room.
@@ -149,7 +167,13 @@ impl<F: Scalar, A: Activation> TwoLayerNet<F, A> {
         let n = self.batch_rows(&x)?;
         let (_, h, k) = self.params.dims();
         let rows = scratch.rows(n, h, k, dyhat)?;
-        forward_pass(&self.params, &self.activation, x, rows.h1, None, rows.yhat)?;
+        // Whether `Y1` is finite comes free from the activation pass; `ŷ` takes one pass.
+        if !forward_pass(&self.params, &self.activation, x, rows.h1, None, rows.yhat)? {
+            return Err(Error::NonFinite { what: "y1" });
+        }
+        if !rows.yhat.iter().all(|v| v.is_finite()) {
+            return Err(Error::NonFinite { what: "yhat" });
+        }
         Ok((mat(rows.yhat, n, k), rows.dyhat))
     }
 }
