@@ -308,6 +308,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
+    eprintln!("benches/optim: BLAS {}", two_layer_net::blas_info());
     let args: Vec<String> = std::env::args().collect();
     let smoke = args.iter().any(|a| a == "--test");
     if !args.iter().any(|a| a == "--table") {

@@ -77,8 +77,9 @@
 //! `&self` methods only read, and every `&mut self` method works on buffers the network owns.
 
 #![warn(missing_docs)]
-// All `unsafe` is the CBLAS and OpenBLAS calls in `blas.rs`, which allows it, each block with
-// a `// SAFETY:` comment.
+// All `unsafe` is in the BLAS boundary module: the CBLAS and OpenBLAS calls in `blas.rs`, and
+// its submodule `blas/simd.rs` (calls into `#[target_feature]` loops after the CPU check),
+// which allow it, each block with a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 // docs.rs (`--cfg docsrs`, nightly): each feature-gated item is shown with the feature it needs.
